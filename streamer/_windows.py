@@ -1,0 +1,226 @@
+"""Cut the preprocessed 200 Hz stream into model windows, never across a gap.
+
+Two schedulers share the same input (``feed(samples, times)`` with samples of shape
+(n, C) and their source-clock times):
+
+- ``SlidingWindows``: every ``hop`` samples, the newest ``A * 200`` samples. Window ends
+  fall on fixed sample counts since the stream (re)started, so the windows are the same
+  whatever the chunk sizes fed in.
+- ``MarkerLockedWindows``: one window per marker event, from ``marker + offset`` for
+  ``length`` patches, emitted as soon as its data has arrived (ERP paradigms).
+
+A gap is a jump between consecutive sample times larger than ``max_step_s`` either way
+(default 0.1 s: loose enough for timestamps that were not dejittered, which advance in
+chunk-sized steps), or an explicit ``mark_gap()`` from the runner, which detects gaps on
+the raw stream with its own tolerance and resets the preprocessor. After a gap both
+schedulers discard what came before and start accumulating again, so no window mixes
+data across it; the first sliding window after a gap carries ``gap=True``, and marker
+windows that would have spanned one are dropped and counted in ``n_dropped``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+_DEFAULT_MAX_STEP_S = 0.1
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model input: ``data`` is (C, n_patches * rate) float32 (1 s patches).
+
+    ``t_last`` is the source time of the last sample. ``gap`` says that data before this
+    window was discarded because of a gap. ``label``/``marker_time`` come from the marker
+    that locked the window (None for sliding windows).
+    """
+
+    index: int
+    data: np.ndarray
+    t_last: float
+    gap: bool
+    label: str | None = None
+    marker_time: float | None = None
+
+
+class _GapAwareHistory(ABC):
+    """Shared input handling: validation, gap splitting and a bounded sample history."""
+
+    def __init__(self, rate: float, history: int, max_step_s: float | None) -> None:
+        if rate <= 0:
+            raise ValueError(f"The window rate must be positive, got {rate} Hz.")
+        self.rate = float(rate)
+        self.max_step_s = _DEFAULT_MAX_STEP_S if max_step_s is None else float(max_step_s)
+        self._history_len = int(history)
+        self._data: np.ndarray | None = None
+        self._times = np.empty(0)
+        self.n_gaps = 0
+        self._gap_pending = False
+        self._n_emitted = 0
+        self._count = 0  # samples since the stream (re)started
+
+    def mark_gap(self) -> None:
+        """Declare a gap before the next fed sample (the runner saw one upstream)."""
+        self._data = None
+        self._times = np.empty(0)
+        self._count = 0
+        self._gap_pending = True
+        self.n_gaps += 1
+
+    def feed(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
+        """Add new samples (n, C) with their times (n,); return the windows now complete."""
+        samples = np.asarray(samples, dtype=np.float32)
+        times = np.asarray(times, dtype=np.float64)
+        if samples.ndim != 2 or times.shape != (samples.shape[0],):
+            raise ValueError(
+                f"feed expects samples of shape (n, n_channels) and times of shape (n,), got "
+                f"{samples.shape} and {times.shape}."
+            )
+        if self._data is not None and samples.shape[1] != self._data.shape[1]:
+            raise ValueError(
+                f"feed got {samples.shape[1]} channels after {self._data.shape[1]}; the "
+                "channel set cannot change without restarting the scheduler."
+            )
+        if samples.shape[0] == 0:
+            return []
+        previous = self._times[-1:] if self._times.size else np.empty(0)
+        steps = np.diff(np.concatenate([previous, times]))
+        # A jump beyond max_step_s, forward or back (a clock reset), breaks the stream.
+        broken = np.abs(steps) > self.max_step_s
+        breaks = np.flatnonzero(broken) + 1 - previous.size
+        windows: list[Window] = []
+        bounds = [0, *breaks.tolist(), samples.shape[0]]
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+            if i > 0:
+                self.mark_gap()
+            if b > a:
+                windows.extend(self._extend(samples[a:b], times[a:b]))
+        return windows
+
+    @abstractmethod
+    def _extend(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
+        """Take one gap-free segment; return the windows it completes."""
+
+    def _append(self, samples: np.ndarray, times: np.ndarray) -> None:
+        self._count += samples.shape[0]
+        if self._data is None:
+            # Copies: the caller may reuse its buffers after feed returns.
+            self._data, self._times = samples.copy(), times.copy()
+        else:
+            self._data = np.concatenate([self._data, samples])
+            self._times = np.concatenate([self._times, times])
+
+    def _trim(self) -> None:
+        if self._data is not None and self._data.shape[0] > self._history_len:
+            self._data = self._data[-self._history_len :]
+            self._times = self._times[-self._history_len :]
+
+    def _make_window(
+        self, start: int, stop: int, label: str | None, marker: float | None
+    ) -> Window:
+        assert self._data is not None
+        window = Window(
+            index=self._n_emitted,
+            data=np.ascontiguousarray(self._data[start:stop].T),
+            t_last=float(self._times[stop - 1]),
+            gap=self._gap_pending,
+            label=label,
+            marker_time=marker,
+        )
+        self._gap_pending = False
+        self._n_emitted += 1
+        return window
+
+
+class SlidingWindows(_GapAwareHistory):
+    """Every ``hop_s`` seconds, the newest ``n_patches`` seconds of the 200 Hz stream."""
+
+    def __init__(
+        self,
+        n_patches: int = 4,
+        hop_s: float = 0.5,
+        rate: float = 200.0,
+        max_step_s: float | None = None,
+    ) -> None:
+        if n_patches < 1:
+            raise ValueError(f"n_patches must be >= 1, got {n_patches}.")
+        self.length = n_patches * round(rate)  # 1 s patches
+        self.hop = round(hop_s * rate)
+        if self.hop < 1:
+            raise ValueError(f"hop_s={hop_s} is shorter than one sample at {rate} Hz.")
+        super().__init__(rate, self.length, max_step_s)
+        self.n_patches = int(n_patches)
+
+    def _extend(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
+        before = self._count
+        self._append(samples, times)
+        assert self._data is not None
+        offset = self._count - self._data.shape[0]  # count of self._data[0]
+        # Window ends at counts length + j * hop, for those that just became complete.
+        first_j = max(0, -(-(before + 1 - self.length) // self.hop))
+        windows = []
+        end = self.length + first_j * self.hop
+        while end <= self._count:
+            windows.append(self._make_window(end - self.length - offset, end - offset, None, None))
+            end += self.hop
+        self._trim()
+        return windows
+
+
+class MarkerLockedWindows(_GapAwareHistory):
+    """One window per marker: ``length_patches`` seconds starting at ``marker + offset_s``.
+
+    Markers may arrive before or after their data, as long as the data is still within
+    ``history_s``; older ones are dropped and counted in ``n_dropped``.
+    """
+
+    def __init__(
+        self,
+        offset_s: float = 0.0,
+        length_patches: int = 1,
+        rate: float = 200.0,
+        history_s: float = 10.0,
+        max_step_s: float | None = None,
+    ) -> None:
+        if length_patches < 1:
+            raise ValueError(f"length_patches must be >= 1, got {length_patches}.")
+        self.length = length_patches * round(rate)
+        history = max(round(history_s * rate), self.length)
+        super().__init__(rate, history, max_step_s)
+        self.offset_s = float(offset_s)
+        self.n_patches = int(length_patches)
+        self.n_dropped = 0
+        self._pending: list[tuple[float, str]] = []
+
+    def add_marker(self, time: float, label: str) -> list[Window]:
+        """Register a marker event (source-clock time, label); return windows now complete."""
+        self._pending.append((float(time), str(label)))
+        self._pending.sort(key=lambda marker: marker[0])
+        return self._collect()
+
+    def _extend(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
+        self._append(samples, times)
+        windows = self._collect()
+        self._trim()
+        return windows
+
+    def _collect(self) -> list[Window]:
+        if self._data is None:
+            return []
+        windows = []
+        half = 0.5 / self.rate
+        waiting = []
+        for marker_time, label in self._pending:
+            start_time = marker_time + self.offset_s
+            start = int(np.searchsorted(self._times, start_time - half))
+            if start_time < self._times[0] - half:
+                self.n_dropped += 1  # its start is gone: trimmed away or before a gap
+            elif start + self.length <= self._times.size:
+                windows.append(self._make_window(start, start + self.length, label, marker_time))
+            else:
+                waiting.append((marker_time, label))
+        self._pending = waiting
+        return windows

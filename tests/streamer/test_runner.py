@@ -1,0 +1,204 @@
+"""The live pipeline over real loopback streams with the parity checkpoints.
+
+A player streams synthetic EEG with 10-20 labels (few channels keep inference quick);
+the pipeline runs the real tokenizer and classifier from ``tests/fixtures/parity_v1``.
+"""
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+
+from streamer._config import RunConfig
+from streamer._lsl import ChannelInfo, write_channels
+from streamer._player import Player, Recording
+from streamer._runner import Pipeline
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parity_v1"
+LABELS = ("Fp1", "Fp2", "C3", "Cz", "C4", "T3", "O1", "O2")
+RATE = 250.0
+
+
+def _recording(seconds: float, seed: int = 0) -> Recording:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    data = 20 * rng.standard_normal((n, len(LABELS))) + 30 * np.sin(2 * np.pi * 10 * t)[:, None]
+    return Recording(data.astype(np.float32), RATE,
+                     [ChannelInfo(label, "microvolts", "EEG") for label in LABELS], [])
+
+
+def _config(name: str, **windows: float) -> RunConfig:
+    return RunConfig.from_dict({
+        "stream": {"name": name, "resolve_timeout": 3.0, "stall_timeout": 0.5},
+        "windows": {"n_patches": 1, "hop": 0.25, **windows},
+        "models": {"tokenizer": str(FIXTURES / "tokenizer.pt"),
+                   "classifier": str(FIXTURES / "foundation_model.pt"),
+                   "watch_classifier": False},
+        "budgets": {"end_to_end_ms": 5000.0, "inference_ms": 5000.0},
+        "outlets": {"source_id": f"{name}-out", "tokens": False, "metrics": False},
+    })
+
+
+def _wait_until(condition, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def live():
+    """A player on a fresh name; the test builds and stops its own pipeline."""
+    name = f"run-{uuid.uuid4().hex[:8]}"
+    player = Player(_recording(10.0), name=name, loop=True, chunk_seconds=0.02)
+    player.start()
+    yield name, player
+    player.stop()
+
+
+def test_outputs_are_stamped_with_the_source_time_of_the_window(live):
+    name, player = live
+    pipe = Pipeline(_config(name)).start()
+    (info,) = pylsl.resolve_byprop("source_id", f"{name}-out-predictions", timeout=3.0)
+    reader = pylsl.StreamInlet(info, processing_flags=pylsl.proc_clocksync)
+    reader.open_stream(timeout=3.0)
+    reader.time_correction(timeout=3.0)
+    _wait_until(lambda: pipe.hub.status().windows_done >= 6)
+    time.sleep(0.2)
+    probs, stamps = reader.pull_chunk(timeout=0.0, as_numpy=True)
+    results = {r.index: r for r in pipe.hub.since(-1)}
+    pipe.stop()
+    assert len(stamps) >= 3
+    t_last = np.array([r.t_last for r in results.values()])
+    for p, t in zip(probs, stamps, strict=True):
+        # Each prediction carries a window's t_last (up to the reader's clock-offset estimate).
+        nearest = int(np.argmin(np.abs(t_last - t)))
+        assert abs(t_last[nearest] - t) < 1e-3
+        r = list(results.values())[nearest]
+        np.testing.assert_allclose(p, r.probabilities, rtol=1e-6)
+        assert r.class_names and abs(p.sum() - 1) < 1e-5
+    # t_last is on the player's clock: 200 Hz output k sits at source position k*RATE/200.
+    k = np.array([(r.t_last - player.t0) * 200.0 for r in results.values()])
+    np.testing.assert_allclose(k, np.round(k), atol=0.05)
+    r = results[max(results)]
+    assert r.tokens.shape[:2] == (4, 8) and r.reconstruction.shape == (len(LABELS), 200)
+    assert r.channels[LABELS.index("T3")] == "t7"  # old name mapped
+    assert pipe.hub.status().samples_lost == 0
+
+
+def test_inference_error_is_counted_and_acquisition_goes_on(live, monkeypatch):
+    name, _ = live
+    pipe = Pipeline(_config(name)).start()
+    _wait_until(lambda: pipe.hub.status().windows_done >= 1)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated engine failure")
+
+    monkeypatch.setattr(pipe.engines.classifier, "run", broken)
+    before = pipe.hub.status()
+    _wait_until(lambda: pipe.hub.status().inference_errors >= 3)
+    during = pipe.hub.status()
+    monkeypatch.undo()
+    _wait_until(lambda: pipe.hub.status().windows_done > during.windows_done)
+    after = pipe.hub.status()
+    pipe.stop()
+    assert during.inference_errors >= 3 and "simulated engine failure" in during.last_error
+    assert after.samples_received > during.samples_received > before.samples_received
+    assert after.windows_done > during.windows_done
+    assert after.stream_state == "streaming"
+
+
+def test_worker_takes_the_newest_window_and_counts_the_dropped(live):
+    name, _ = live
+    # A hop of 5 ms makes windows faster than any inference: most must be dropped.
+    pipe = Pipeline(_config(name, hop=0.005)).start()
+    _wait_until(lambda: pipe.hub.status().windows_done >= 5)
+    pipe.stop()
+    s = pipe.hub.status()
+    indices = [r.index for r in pipe.hub.since(-1)]
+    assert s.windows_dropped > s.windows_done
+    assert indices == sorted(indices) and len(set(np.diff(indices))) > 1
+    assert s.queue_depth <= 1
+
+
+def test_classifier_file_change_is_picked_up_without_restart(live, tmp_path):
+    name, _ = live
+    head = tmp_path / "head.pt"
+    shutil.copy(FIXTURES / "foundation_model.pt", head)
+    config = _config(name).override(**{"models.classifier": str(head),
+                                       "models.watch_classifier": True})
+    pipe = Pipeline(config).start()
+    first = pipe.engines.classifier
+    _wait_until(lambda: pipe.hub.status().windows_done >= 1)
+    shutil.copy(FIXTURES / "foundation_model.pt", head)  # what `calibrate` does when it saves
+    os.utime(head, (time.time() + 5, time.time() + 5))
+    _wait_until(lambda: pipe.engines.classifier is not first, timeout=5.0)
+    done = pipe.hub.status().windows_done
+    _wait_until(lambda: pipe.hub.status().windows_done > done)
+    pipe.stop()
+    assert pipe.engines.classifier is not first
+    assert pipe.hub.status().windows_done > done
+    assert pipe.hub.status().last_error == ""
+
+
+def test_a_gap_is_reported_and_no_window_spans_it():
+    name = f"gap-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo(name, "EEG", len(LABELS), RATE, "float32", name)
+    write_channels(info, _recording(0.1).channels)
+    outlet = pylsl.StreamOutlet(info)
+    pipe = Pipeline(_config(name, hop=0.5)).start()
+    data = _recording(4.0, seed=1).data
+    t0 = pylsl.local_clock()
+    missing = 100
+    for k in range(0, len(data), 25):  # 0.1 s chunks in real time, 100 samples skipped at 2 s
+        stop = min(k + 25, len(data))
+        shift = missing if k >= len(data) // 2 else 0
+        stamps = t0 + (np.arange(k, stop) + shift) / RATE
+        while pylsl.local_clock() < stamps[-1]:
+            time.sleep(0.005)
+        outlet.push_chunk(data[k:stop], stamps.tolist())
+    time.sleep(0.5)
+    pipe.stop()
+    s = pipe.hub.status()
+    gap_start, gap_end = t0 + (len(data) // 2 - 1) / RATE, t0 + (len(data) // 2 + missing) / RATE
+    results = pipe.hub.since(-1)
+    assert (s.gaps, s.samples_lost) == (1, missing)
+    for r in results:
+        first = r.t_last - (r.signal.shape[1] - 1) / 200.0
+        assert r.t_last <= gap_start + 1e-3 or first >= gap_end - 1e-3
+    after = [r for r in results if r.t_last > gap_end]
+    assert after and after[0].gap and not any(r.gap for r in after[1:])
+
+
+def test_marker_locked_windows_hold_the_marked_sample():
+    name = f"erp-{uuid.uuid4().hex[:8]}"
+    rec = _recording(6.0, seed=2)
+    rec.data[:] *= 0.05
+    onsets = [1.3, 2.7, 4.1, 5.5]
+    for onset in onsets:  # a 200 uV spike on every channel exactly at each marker
+        rec.data[round(onset * RATE)] += 200.0
+    rec.events.extend((onset, f"stim-{k}") for k, onset in enumerate(onsets))
+    player = Player(rec, name=name, loop=True, chunk_seconds=0.02)
+    config = _config(name).override(**{
+        "markers.name": f"{name}-Markers", "windows.mode": "markers",
+        "windows.marker_offset": -0.2, "windows.marker_length": 1.0})
+    pipe = Pipeline(config).start()
+    player.start()
+    _wait_until(lambda: pipe.hub.status().windows_done >= 3)
+    pipe.stop()
+    player.stop()
+    results = pipe.hub.since(-1)
+    assert len(results) >= 3
+    for r in results:
+        assert r.label in {label for _, label in rec.events}
+        (t_marker,) = [t for t, m in r.markers if m == r.label]
+        # The window starts 0.2 s before its marker and lasts 1 s (200 samples at 200 Hz).
+        assert abs(r.t_last - (t_marker - 0.2 + 199 / 200)) < 1 / 200 + 1e-3
+        # The spike (after the causal filters' short delay) sits 40 samples in.
+        peak = int(np.argmax(np.abs(r.signal).mean(axis=0)))
+        assert 40 <= peak <= 60, peak

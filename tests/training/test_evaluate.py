@@ -1,0 +1,48 @@
+"""The evaluation table: baselines and NeuroRVQ rows on the same real epochs."""
+
+import numpy as np
+import pytest
+
+from engines import NeuroRVQConfig, save_checkpoint
+from training import load_recording, new_foundation_model, new_tokenizer
+from training._neurorvq_eval import neurorvq_rows
+from training.evaluate import (
+    COLUMNS,
+    baseline_fit_predict,
+    checker_epochs,
+    format_table,
+    score_method,
+)
+from training.train_defaults import FM_FILE
+
+CHANNELS = ("cz", "pz", "oz", "o1", "o2", "po7", "po8", "p7", "p8", "fz")
+
+
+@pytest.fixture(scope="module")
+def epochs(s01):
+    recordings = {"s01": s01, "s02": load_recording("s02")}
+    full = checker_epochs(recordings)
+    cols = {s: [r.channels.index(c) for c in CHANNELS] for s, r in recordings.items()}
+    return {s: (x[:, cols[s]], y) for s, (x, y) in full.items()}
+
+
+def test_logistic_regression_baseline_scores_in_every_column(epochs):
+    scores = score_method(baseline_fit_predict("LogReg (avg-ref, 50-500 ms, /10)"), epochs)
+    assert set(scores) == set(COLUMNS)
+    # Checkerboard left/right is a strong lateralized ERP: well above chance everywhere.
+    assert all(0.6 < v <= 1.0 for v in scores.values()), scores
+    table = format_table({"LogReg": scores})
+    assert table.splitlines()[0].startswith("| method |") and f"{scores[COLUMNS[0]]:.3f}" in table
+
+
+def test_neurorvq_rows_fit_heads_on_frozen_features(epochs, tmp_path):
+    tiny = NeuroRVQConfig(depth_encoder=1, depth_decoder=1, n_code=32, code_dim=8,
+                          layer_scale=False)
+    fm = new_foundation_model(new_tokenizer(tiny), depth=1, seed=0)
+    save_checkpoint(fm, tmp_path / FM_FILE)
+    small = {s: (x[::2], y[::2]) for s, (x, y) in epochs.items()}
+    rows = neurorvq_rows(small, CHANNELS, tmp_path)
+    (name, scores), = rows.items()  # no shipped head in tmp_path: only the FM row
+    assert "head-only" in name and set(scores) == set(COLUMNS)
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert np.mean(list(scores.values())) > 0.55, scores

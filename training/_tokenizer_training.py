@@ -1,0 +1,165 @@
+"""Tokenizer training: spectral reconstruction losses + EMA residual codebooks.
+
+Loss = log-amplitude MSE + phase MSE (sin and cos) + z-scored signal MSE
++ ``commitment_weight`` (0.4, as published) x commitment of every RVQ level; the codebooks
+themselves follow their assignments by EMA after a k-means start (``_codebooks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from engines import NeuroRVQConfig, NeuroRVQTokenizer
+
+from ._batches import random_batch
+from ._checkpointing import load_state, save_state, seed_everything
+from ._codebooks import EmaResidualCodebooks, codebook_usage, reset_codebooks
+from ._losses import tokenizer_reconstruction_losses, zscored_mse_and_corr
+from ._model_io import model_inputs
+from ._schedule import param_groups, warmup_linear
+
+
+@dataclass
+class TokenizerTrainConfig:
+    """Settings of a tokenizer run."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    max_channels: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    commitment_weight: float = 0.4
+    ema_decay: float = 0.99
+    seed: int = 0
+    save_every: int = 100
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def new_tokenizer(config: NeuroRVQConfig, seed: int = 0) -> NeuroRVQTokenizer:
+    """A freshly initialised tokenizer whose codebooks wait for their k-means start."""
+    torch.manual_seed(seed)
+    model = NeuroRVQTokenizer(config)
+    reset_codebooks(model)
+    return model
+
+
+def _quantizers(model: NeuroRVQTokenizer, config: TokenizerTrainConfig) -> list:
+    return [
+        EmaResidualCodebooks(
+            getattr(model, f"quantize_{i + 1}"), decay=config.ema_decay,
+            generator=torch.Generator().manual_seed(config.seed + i),
+        )
+        for i in range(model.config.n_branches)
+    ]
+
+
+def tokenizer_step(
+    model: NeuroRVQTokenizer, quantizers: list[EmaResidualCodebooks], x: torch.Tensor,
+    channels: Sequence[str], commitment_weight: float, update: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One forward pass over windows ``x`` (B, C, A*200): total loss and its parts."""
+    patches, sp, tm = model_inputs(x, channels)
+    features = model.encode_features(patches, sp, tm)  # (branches, B, N, code_dim)
+    outs = [q(f, update=update) for q, f in zip(quantizers, features, strict=True)]
+    quantized = torch.stack([o[0] for o in outs])
+    commitment = torch.stack([o[1] for o in outs]).mean()
+    amplitude, sin, cos = model.decode(quantized, sp, tm)
+    parts, _ = tokenizer_reconstruction_losses(model, patches, amplitude, sin, cos)
+    total = parts["amplitude"] + parts["phase"] + parts["signal"]
+    total = total + commitment_weight * commitment
+    logged = {k: float(v.detach()) for k, v in parts.items()}
+    return total, logged | {"commitment": float(commitment.detach()),
+                     "total": float(total.detach())}
+
+
+def train_tokenizer(
+    model: NeuroRVQTokenizer, windows: np.ndarray, channels: Sequence[str],
+    config: TokenizerTrainConfig | None = None, checkpoint: Path | None = None,
+    device: str = "cpu", progress: bool = True, until: int | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place on (n, C, A*200) windows; resumes from ``checkpoint``.
+
+    ``until`` ends this session after that step (saving the checkpoint), for time-boxed
+    sessions; a later call with the same config continues exactly where it stopped.
+    Returns the loss parts of every step (earlier sessions' steps included on resume).
+    """
+    config = config or TokenizerTrainConfig()
+    seed_everything(config.seed)
+    model.to(device).train()
+    quantizers = _quantizers(model, config)
+    groups = param_groups(model, config.lr, config.weight_decay, 1.0, model.config.depth_encoder)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    start = 0
+    state = load_state(checkpoint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        for quantizer, q_state in zip(quantizers, state["quantizer_rng"], strict=True):
+            quantizer.generator.set_state(q_state)
+        history, start = state["history"], state["step"]
+    data = torch.as_tensor(windows, dtype=torch.float32)
+    stop = config.steps if until is None else min(until, config.steps)
+    bar = tqdm(range(start, stop), desc="tokenizer", disable=not progress,
+               initial=start, total=config.steps)
+    for step in bar:
+        x, names = random_batch(data, channels, config.batch_size, config.max_channels, generator)
+        warmup_linear(optimizer, step, config.warmup_steps, config.steps)
+        loss, parts = tokenizer_step(model, quantizers, x.to(device), names,
+                                     config.commitment_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        history.append(parts)
+        bar.set_postfix(loss=f"{parts['total']:.3f}", sig=f"{parts['signal']:.3f}")
+        if checkpoint is not None and ((step + 1) % config.save_every == 0 or step + 1 == stop):
+            save_state(
+                checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                generator=generator.get_state(),
+                quantizer_rng=[q.generator.get_state() for q in quantizers],
+                history=history, step=step + 1, config=config.as_dict(),
+            )
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate_tokenizer(
+    model: NeuroRVQTokenizer, windows: np.ndarray, channels: Sequence[str],
+    batch_size: int = 32, device: str = "cpu",
+) -> dict[str, float]:
+    """Held-out z-scored MSE (paper metric), correlation and codebook usage on ``windows``."""
+    model.to(device).eval()
+    mses, corrs, weights, codes = [], [], [], []
+    for start in range(0, len(windows), batch_size):
+        x = torch.as_tensor(windows[start : start + batch_size], device=device)
+        patches, sp, tm = model_inputs(x, channels)
+        code, quantized = model.quantize(model.encode_features(patches, sp, tm))
+        amplitude, sin, cos = model.decode(quantized, sp, tm)
+        mean, std = model.amplitude_stats(patches)
+        mse, corr = zscored_mse_and_corr(
+            patches, model.spectrum_to_signal(amplitude, sin, cos, mean, std)
+        )
+        mses.append(mse)
+        corrs.append(corr)
+        weights.append(len(x))
+        codes.append(code.flatten(2))
+    usage = codebook_usage(torch.cat(codes, dim=2), model.config.n_code)
+    return {
+        "zscored_mse": float(np.average(mses, weights=weights)),
+        "correlation": float(np.average(corrs, weights=weights)),
+        "codebook_usage": usage,
+        "n_windows": len(windows),
+    }
