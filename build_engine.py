@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1 if failed else 0
     for precision in precisions:
-        engines, _ = compile_engines(
+        engines, _, _ = compile_engines(
             cache, args.tokenizer, args.classifier, precision=precision,
             channels=channels, patches=patches,
             workspace_bytes=int(args.workspace_gb * (1 << 30)),

@@ -126,7 +126,9 @@ def bench_shape(
     cfg = tok.config
     s_tok, s_dec, s_clf = sessions
     n_ch, n_p = x.shape[1], x.shape[2] // cfg.patch_size
-    s_np, t_np = patch_indices(list(ELECTRODES[:n_ch]), n_p)
+    # more channels than electrodes (128 > 104): names repeat, as the model allows
+    channels = [ELECTRODES[i % len(ELECTRODES)] for i in range(n_ch)]
+    s_np, t_np = patch_indices(channels, n_p)
     patches = torch.from_numpy(x).reshape(1, -1, cfg.patch_size)
     s, t = torch.from_numpy(s_np)[None], torch.from_numpy(t_np)[None]
     ch_ix = s_np[::n_p].copy()
@@ -164,8 +166,11 @@ def bench_shape(
     rows = []
     with torch.inference_mode():
         ref = impls["tokenize"][0]()
-        same = bool(torch.equal(naive.tokenize(patches, s, t)[0], ref)) and bool(
-            np.array_equal(impls["tokenize"][1]()[0], ref.numpy())
+        # Tokens differing from PyTorch's. Different float rounding (ORT kernels) can flip a
+        # near-tie in an argmin, which then changes the later levels of that token.
+        same = (
+            f"{int((naive.tokenize(patches, s, t)[0] != ref).sum())} / "
+            f"{int((impls['tokenize'][1]()[0] != ref.numpy()).sum())}"
         )
         for path, fns in impls.items():
             res = [timeit(fn, reps) for fn in fns]
@@ -202,27 +207,28 @@ def main(argv: list[str] | None = None) -> None:
     with torch.inference_mode():
         sq_norms = tok.code_sq_norms()  # what the engines.Tokenizer front end keeps
     rate = measure_matmul_rate()
-    rng = np.random.default_rng(0)
-    rows = []
-    for n_ch, n_p in shapes:
-        x = (rng.standard_normal((1, n_ch, n_p * 200)) * 20).astype(np.float32)
-        rows += bench_shape(tok, fm, naive, (s_tok, s_dec, s_clf), sq_norms, x, reps)
     print(f"\nthreads: {threads}   measured fp32 matmul rate (1024^3 GEMM): {rate:.1f} GFLOP/s")
     print(f"repetitions per cell: {reps}; latency in ms (median / p95); GFLOP/s at the median\n")
     print(
         "| shape | path | GFLOP | PyTorch ms | ONNX RT ms | naive ms | speed-up vs naive "
-        "(PT / ORT) | PT GFLOP/s (% matmul) | ORT GFLOP/s | tokens equal |"
+        "(PT / ORT) | PT GFLOP/s (% matmul) | ORT GFLOP/s | tokens != PT (naive / ORT) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for shape, path, gflop, res, same in rows:
-        med = [np.median(r) for r in res]
-        cells = [f"{np.median(r):.1f} / {np.percentile(r, 95):.1f}" for r in res]
-        pt_rate, ort_rate = gflop / (med[0] / 1e3), gflop / (med[1] / 1e3)
-        print(
-            f"| {shape} | {path} | {gflop:.2f} | {cells[0]} | {cells[1]} | {cells[2]} | "
-            f"{med[2] / med[0]:.2f}x / {med[2] / med[1]:.2f}x | "
-            f"{pt_rate:.1f} ({100 * pt_rate / rate:.0f}%) | {ort_rate:.1f} | {same} |"
-        )
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    rng = np.random.default_rng(0)
+    for n_ch, n_p in shapes:
+        x = (rng.standard_normal((1, n_ch, n_p * 200)) * 20).astype(np.float32)
+        for shape, path, gflop, res, same in bench_shape(
+            tok, fm, naive, (s_tok, s_dec, s_clf), sq_norms, x, reps
+        ):
+            med = [np.median(r) for r in res]
+            cells = [f"{np.median(r):.1f} / {np.percentile(r, 95):.1f}" for r in res]
+            pt_rate, ort_rate = gflop / (med[0] / 1e3), gflop / (med[1] / 1e3)
+            print(
+                f"| {shape} | {path} | {gflop:.2f} | {cells[0]} | {cells[1]} | {cells[2]} | "
+                f"{med[2] / med[0]:.2f}x / {med[2] / med[1]:.2f}x | "
+                f"{pt_rate:.1f} ({100 * pt_rate / rate:.0f}%) | {ort_rate:.1f} | {same} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

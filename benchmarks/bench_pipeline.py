@@ -8,8 +8,10 @@ bare loopback latency (arrival - stamp of the newest sample) in the same run.
 
 End-to-end latency = arrival of the prediction - its stamp (source time of the window's
 last 200 Hz sample). Pipeline overhead = end-to-end - inference time of that window -
-the resampler's fixed look-ahead (``Preprocessor.resampler_latency_s``, printed on its
-own): what our threads, queues and outlets add. Everything runs on loopback.
+the time it waited in the mailbox while the previous window's inference ran (only when
+inference is slower than about a hop) - the resampler's fixed look-ahead
+(``Preprocessor.resampler_latency_s``); each is printed on its own. What remains is what
+our threads, outlets and LSL add. Everything runs on loopback.
 
     python benchmarks/bench_pipeline.py --quick          # 3 configurations x 15 s
     python benchmarks/bench_pipeline.py --seconds 60     # 3 x 3 configurations x 60 s
@@ -135,18 +137,20 @@ def run_one(
     status = hub.status()
     results = hub.since(-1)
     t_last = np.array([r.t_last for r in results])
-    e2e, infer = [], []
+    e2e, infer, wait = [], [], []
     for arrival, stamp in zip(arrivals, stamps, strict=True):
         # The reader's clock-offset estimate differs from ours by microseconds.
         k = int(np.argmin(np.abs(t_last - stamp))) if t_last.size else -1
         if k >= 0 and abs(t_last[k] - stamp) < 1e-3:
             e2e.append((arrival - stamp) * 1e3)
             infer.append(results[k].latency["inference"])
-    e2e_ms, infer_ms = np.array(e2e), np.array(infer)
-    overhead = e2e_ms - infer_ms - lag_ms
+            wait.append(results[k].latency["wait"])
+    e2e_ms, infer_ms, wait_ms = np.array(e2e), np.array(infer), np.array(wait)
+    overhead = e2e_ms - infer_ms - wait_ms - lag_ms
     return (
         f"{n_channels:>4}{rate:>6g}{len(e2e_ms):>6}  {_percentiles(e2e_ms)}  "
-        f"{_percentiles(infer_ms)}  {_percentiles(overhead)}  {_percentiles(bare * 1e3)}"
+        f"{_percentiles(infer_ms)}  {_percentiles(wait_ms)}  {_percentiles(overhead)}  "
+        f"{_percentiles(bare * 1e3)}"
         f"{lag_ms:7.1f}{status.deadline_misses:>6}{status.samples_lost:>6}"
         f"{100 * cpu_share:7.1f}"
     )
@@ -179,13 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         f"Pipeline latency, {seconds:g} s per run, models {Path(args.tokenizer).name} + "
         f"{Path(args.classifier).name}, engine {args.engine}, windows 4 x 1 s every 0.5 s."
     )
-    print("Columns (ms): p50 p95 p99 max. overhead = end-to-end - inference - resampler lag.")
+    print("Columns (ms): p50 p95 p99 max. wait = in the mailbox behind the previous inference;"
+          " overhead = end-to-end - inference - wait - resampler lag.")
     head = "  p50    p95    p99    max"
     print(
         f"{'ch':>4}{'Hz':>6}{'n':>6}  {'end-to-end':^28}  {'inference':^28}  "
-        f"{'overhead':^28}  {'bare pylsl':^28}{'lag':>7}{'miss':>6}{'lost':>6}{'acq%':>7}"
+        f"{'wait':^28}  {'overhead':^28}  {'bare pylsl':^28}"
+        f"{'lag':>7}{'miss':>6}{'lost':>6}{'acq%':>7}"
     )
-    print(f"{'':16}  {head:>28}  {head:>28}  {head:>28}  {head:>28}")
+    print(f"{'':16}" + f"  {head:>28}" * 5)
     for n_channels, rate in configs:
         print(
             run_one(n_channels, rate, seconds, args.tokenizer, args.classifier, args.engine),

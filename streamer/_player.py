@@ -187,12 +187,6 @@ class Player(threading.Thread):
         if self.is_alive():
             self.join(timeout)
 
-    def close(self) -> None:
-        """Stop and withdraw both outlets (consumers see the stream disappear)."""
-        self.stop()
-        self._eeg = None
-        self._markers = None
-
     def run(self) -> None:
         import pylsl
 

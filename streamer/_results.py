@@ -19,7 +19,8 @@ class WindowResult:
     """Everything computed for one window of the live stream.
 
     ``t_last`` is the source LSL time (clock-corrected) of the window's last sample; every
-    outlet sample for this window carries it as its timestamp.
+    outlet sample for this window carries it as its timestamp. ``latency`` maps a stage
+    name to milliseconds, like the metrics outlet.
     """
 
     index: int

@@ -26,7 +26,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from ._inlet import Acquisition, EEGInlet, MarkerInlet
 from ._outlets import OUTLET_NAMES, ResultOutlets
 from ._preprocessing import Preprocessor, unit_scale_from_lsl
 from ._results import ResultHub, WindowResult
-from ._ring_buffer import RingBuffer
+from ._ring_buffer import BufferOverrunError, RingBuffer
 from ._windows import MarkerLockedWindows, SlidingWindows, Window
 
 logger = logging.getLogger("neurorvq_stream")
@@ -211,8 +211,10 @@ class Pipeline:
         self.acquisition = Acquisition(self.inlet, self._write)
         self._threads = [
             self.acquisition,
-            threading.Thread(target=self._process_loop, name="neurorvq-processing", daemon=True),
-            threading.Thread(target=self._infer_loop, name="neurorvq-inference", daemon=True),
+            threading.Thread(target=self._guarded, args=(self._process_loop,),
+                             name="neurorvq-processing", daemon=True),
+            threading.Thread(target=self._guarded, args=(self._infer_loop,),
+                             name="neurorvq-inference", daemon=True),
         ]
         if cfg.models.watch_classifier and self._classifier_path is not None:
             self._threads.append(threading.Thread(
@@ -312,6 +314,15 @@ class Pipeline:
                 self.source_channels, self.channels, strict=True)),
         }
 
+    def _guarded(self, loop: Callable[[], None]) -> None:
+        """Run a thread's loop; an unexpected error is logged and shown, never silent."""
+        try:
+            loop()
+        except Exception as err:
+            logger.exception("Pipeline thread %s stopped.", threading.current_thread().name)
+            self.hub.update_status(stream_state="error",
+                                   last_error=f"{threading.current_thread().name}: {err}")
+
     # ---------------------------------------------------------------- acquisition side
     def _write(self, data: np.ndarray, ts: np.ndarray) -> None:
         self._ring.write(data, ts)
@@ -346,7 +357,15 @@ class Pipeline:
             t0 = time.perf_counter()
             # Keep the inputs the resampler may still interpolate times from.
             keep = int(np.ceil(self._pre.resampler_latency_s * self.inlet.sfreq)) + 2
-            data, times = self._ring.read(read_from, stop)
+            try:
+                data, times = self._ring.read(read_from, stop)
+            except BufferOverrunError:
+                # Processing fell a whole buffer behind: skip to the newest data, as a gap.
+                skipped = stop - self._ring.capacity // 2 - read_from
+                self.hub.increment("samples_lost", skipped)
+                logger.warning("Processing fell behind; skipped %d samples.", skipped)
+                read_from, last_t = read_from + skipped, -np.inf
+                continue
             breaks = np.flatnonzero(np.diff(np.concatenate(([last_t], times))) > gap_s)
             windows: list[Window] = []
             bounds = [0, *breaks.tolist(), len(times)]

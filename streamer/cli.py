@@ -127,8 +127,8 @@ def _run_pipeline(config: RunConfig, headless: bool, duration: float | None,
     print(pipeline.mapping.describe())
     print(f"Engine: {hub.status().engine}")
     try:
-        if not headless and _has_screen():
-            from gui import run_display
+        if screenshot is not None or (not headless and _has_screen()):
+            from gui import run_display  # renders offscreen by itself for a screenshot
 
             run_display(hub, hub.status, duration_s=duration, screenshot=screenshot)
         else:
@@ -201,6 +201,8 @@ def latency_summary(hub: ResultHub) -> str:
 def add_demo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="replay the bundled BioSemi recording through the pipeline")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    p.add_argument("--screenshot", default=None, metavar="FILE",
+                   help="run offscreen for --duration seconds, then save the window as PNG")
     _add_pipeline_options(p)
     p.set_defaults(handler=cmd_demo)
     return p
@@ -220,8 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     player.start()
     config = _config_from(args, **{"stream.name": name, "markers.name": f"{name}-Markers"})
     try:
-        return _run_pipeline(config, args.headless, args.duration,
-                             getattr(args, "screenshot", None))
+        return _run_pipeline(config, args.headless, args.duration, args.screenshot)
     finally:
         player.stop()
 

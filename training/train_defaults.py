@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     x_train, y_train, _ = marker_epochs(train, CHECKER_CLASSES)
     x_held, y_held, _ = marker_epochs(held, CHECKER_CLASSES)
     x_held = x_held[:, keep]
-    head = build_foundation_model(fm_path, n_out=1)
+    head = build_foundation_model(fm_path, n_out=1, pretraining_heads=False)
     ft_hist = finetune(head, x_train, y_train, channels, 2, plan.finetune, args.device)
     ft_seconds = time.time() - t0
     train_acc = balanced_accuracy_score(

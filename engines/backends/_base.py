@@ -76,6 +76,13 @@ class InferenceEngine(ABC):
     def describe(self) -> str:
         """One line: backend, device, precision, loaded models and why it was chosen."""
 
+    def _summary(self) -> str:
+        """The tail every ``describe()`` shares: loaded models and why this backend runs."""
+        models = [m for m, on in (("tokenizer", self.has_tokenizer),
+                                  ("classifier", self.has_classifier)) if on]
+        why = f" ({self.selection_reason})" if self.selection_reason else ""
+        return f"models: {'+'.join(models) or 'none'}{why}"
+
     def warmup(self, channels: Sequence[str], n_patches: int, repeats: int = 2) -> None:
         """Run a zero window so lazy allocations, kernel selection and graph capture happen now."""
         x = np.zeros((len(channels), n_patches * PATCH), dtype=np.float32)

@@ -65,7 +65,11 @@ def library_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class CacheKey:
-    """Everything an artifact depends on; equal keys mean the cached artifact may be used."""
+    """Everything an artifact depends on; equal keys mean the cached artifact may be used.
+
+    ``shapes`` holds the build settings: optimization profile, opset, dynamic axes, and the
+    hash of the checkpoint's sidecar (class names).
+    """
 
     name: str
     checkpoint_sha256: str
@@ -149,7 +153,12 @@ class EngineCache:
             meta = {"key": key.as_json(), "artifacts": artifacts, **extra}
             (tmp / METADATA).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
             shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
+            try:
+                tmp.rename(folder)
+            except OSError:
+                # Another process finished the same entry first: use it if it is valid.
+                if self.why_stale(key) is not None:
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return folder

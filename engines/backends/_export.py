@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from engines import NeuroRVQConfig, load_classifier, load_tokenizer
+from engines import NeuroRVQConfig, load_classifier, load_tokenizer, sidecar_path
 from engines.onnx_export import export_classifier, export_decoder, export_tokenizer
 
 from ._cache import CacheKey, EngineCache, file_sha256, library_versions
@@ -42,11 +42,16 @@ def to_fp16(path: Path) -> None:
 
 def export_key(kind: str, checkpoint: Path, precision: str) -> CacheKey:
     """Key of an export: which file (by content), which precision, which exporter versions."""
+    side = sidecar_path(checkpoint)  # class names come from it: renamed classes re-export
     return CacheKey(
         name=f"{kind}-onnx",
         checkpoint_sha256=file_sha256(checkpoint),
         precision=precision,
-        shapes={"opset": OPSET, "dynamic": ["batch", "channels", "samples"]},
+        shapes={
+            "opset": OPSET,
+            "dynamic": ["batch", "channels", "samples"],
+            "sidecar_sha256": file_sha256(side) if side.is_file() else None,
+        },
         versions=library_versions(),
     )
 
@@ -54,6 +59,15 @@ def export_key(kind: str, checkpoint: Path, precision: str) -> CacheKey:
 def _config_of(folder: Path) -> NeuroRVQConfig:
     fields = json.loads((folder / "metadata.json").read_text())["config"]
     return NeuroRVQConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def export_class_names(folders: list[Path]) -> tuple[str, ...]:
+    """Class names recorded with the classifier export (no checkpoint load on a cache hit)."""
+    for folder in folders:
+        names = json.loads((folder / "metadata.json").read_text()).get("class_names")
+        if names:
+            return tuple(names)
+    return ()
 
 
 def export_graphs(

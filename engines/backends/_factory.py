@@ -83,37 +83,35 @@ def _build(
     cache_dir: Path,
     threads: int | None,
 ) -> InferenceEngine:
-    from engines import load_classifier, load_tokenizer
-
-    clf = load_classifier(classifier) if classifier else None
-    classes = clf.class_names if clf else ()
     if backend == "pytorch":
         import torch
+
+        from engines import load_classifier, load_tokenizer
 
         from ._torch import TorchEngine
 
         if threads is not None:
             torch.set_num_threads(threads)
+        clf = load_classifier(classifier) if classifier else None
         return TorchEngine(
             load_tokenizer(tokenizer).module if tokenizer else None,
             clf.module if clf else None,
             device=device,
             precision=precision,
-            class_names=classes,
+            class_names=clf.class_names if clf else (),
         )
     if backend == "onnxruntime":
         from ._onnxruntime import OrtEngine
 
         return OrtEngine.from_checkpoints(
             tokenizer, classifier, device=device, precision=precision, cache_dir=cache_dir,
-            threads=threads, class_names=classes,
+            threads=threads,
         )
     if backend == "tensorrt":
         from ._tensorrt import TensorRTEngine
 
         return TensorRTEngine.from_checkpoints(
             tokenizer, classifier, device=device, precision=precision, cache_dir=cache_dir,
-            class_names=classes,
         )
     raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
 

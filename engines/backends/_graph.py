@@ -50,12 +50,8 @@ class GraphEngine(InferenceEngine):
         self.config = self._config
 
     def describe(self) -> str:
-        models = [m for m, on in (("tokenizer", self.has_tokenizer),
-                                  ("classifier", self.has_classifier)) if on]
-        why = f" ({self.selection_reason})" if self.selection_reason else ""
         details = f", {self._details}" if self._details else ""
-        return (f"{self.name} {self.precision}{details}, "
-                f"models: {'+'.join(models) or 'none'}{why}")
+        return f"{self.name} {self.precision}{details}, {self._summary()}"
 
     @staticmethod
     def _feed(w: PreparedWindow) -> dict[str, np.ndarray]:

@@ -8,13 +8,13 @@ the optimized graphs are kept in the engine cache so the next start skips optimi
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ._cache import CacheKey, EngineCache, cpu_name, file_sha256, library_versions
-from ._export import GRAPH_FILES, export_graphs
+from ._export import GRAPH_FILES, export_class_names, export_graphs
 from ._graph import GraphEngine
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class OrtGraph:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Idle workers sleep instead of spinning: the process shares its cores with the LSL
+        # inlet and the display, and spinning threads starve them (and each other).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3  # errors only: optimizer notes would flood a live console
         if optimized_path is not None:
             opts.optimized_model_filepath = str(optimized_path)
@@ -93,7 +96,6 @@ class OrtEngine(GraphEngine):
         precision: str = "fp32",
         cache_dir: Path = Path("engines_cache"),
         threads: int | None = None,
-        class_names: Sequence[str] = (),
     ) -> OrtEngine:
         import onnxruntime as ort
 
@@ -118,7 +120,7 @@ class OrtEngine(GraphEngine):
         provider = "CUDA" if device.startswith("cuda") else "CPU"
         return cls(
             graphs, config, name=f"onnxruntime-{provider.lower()}", precision=precision,
-            class_names=class_names,
+            class_names=export_class_names(folders),
             details=f"onnxruntime {ort.__version__} {provider}ExecutionProvider, {threads} "
             "intra-op thread(s), ORT_ENABLE_ALL, sequential",
         )

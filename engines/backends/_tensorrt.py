@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from engines import NeuroRVQConfig
 
 from ._cache import CacheKey, EngineCache, file_sha256, library_versions
-from ._export import GRAPH_FILES, export_graphs
+from ._export import GRAPH_FILES, export_class_names, export_graphs
 from ._graph import GraphEngine
 
 logger = logging.getLogger(__name__)
@@ -275,9 +275,10 @@ def compile_engines(
     channels: tuple[int, int, int] = DEFAULT_CHANNELS,
     patches: tuple[int, int, int] = DEFAULT_PATCHES,
     workspace_bytes: int = 2 << 30,
-) -> tuple[dict[str, Path], NeuroRVQConfig]:
-    """Engine file per graph ("tokenize", "decode", "classify"), built or taken from cache.
+) -> tuple[dict[str, Path], NeuroRVQConfig, tuple[str, ...]]:
+    """Engine file per graph ("tokenize", "decode", "classify"), config and class names.
 
+    Each engine is built or taken from the cache.
     The timing cache lives beside the entries (``timing.cache``) so rebuilds after a version
     bump or a profile change reuse earlier kernel measurements.
     """
@@ -316,7 +317,7 @@ def compile_engines(
                         "checkpoint": source.get("checkpoint")}
 
             engines[stage] = cache.get_or_build(key, build) / f"{stage}.engine"
-    return engines, config
+    return engines, config, export_class_names(folders)
 
 
 class TensorRTEngine(GraphEngine):
@@ -331,14 +332,13 @@ class TensorRTEngine(GraphEngine):
         device: str = "cuda",
         precision: str = "fp32",
         cache_dir: Path = Path("engines_cache"),
-        class_names: Sequence[str] = (),
         channels: tuple[int, int, int] = DEFAULT_CHANNELS,
         patches: tuple[int, int, int] = DEFAULT_PATCHES,
     ) -> TensorRTEngine:
         if not device.startswith("cuda"):
             raise ValueError(f"TensorRT runs on CUDA devices only, got device={device!r}.")
         index = int(device.split(":")[1]) if ":" in device else 0
-        files, config = compile_engines(
+        files, config, class_names = compile_engines(
             EngineCache(cache_dir), tokenizer, classifier, precision=precision,
             channels=channels, patches=patches,
         )

@@ -86,15 +86,12 @@ class TorchEngine(InferenceEngine):
                 model.to(self.device).eval().requires_grad_(False)
         self.has_tokenizer = self._tok is not None
         self.has_classifier = self._clf is not None
-        self.config = (self._tok or self._clf).config
+        self.config = (self._tok if self._tok is not None else self._clf).config
 
     def describe(self) -> str:
-        models = [m for m, on in (("tokenizer", self.has_tokenizer),
-                                  ("classifier", self.has_classifier)) if on]
         extra = ", CUDA graphs" if self.cuda_graphs else ""
-        why = f" ({self.selection_reason})" if self.selection_reason else ""
         return (f"{self.name} {self.precision}{extra}, torch {torch.__version__}, "
-                f"models: {'+'.join(models) or 'none'}{why}")
+                f"{self._summary()}")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = _AUTOCAST[self.precision]

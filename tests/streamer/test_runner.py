@@ -122,7 +122,9 @@ def test_worker_takes_the_newest_window_and_counts_the_dropped(live):
     s = pipe.hub.status()
     indices = [r.index for r in pipe.hub.since(-1)]
     assert s.windows_dropped > s.windows_done
-    assert indices == sorted(indices) and len(set(np.diff(indices))) > 1
+    assert min(np.diff(indices)) >= 1 and max(np.diff(indices)) > 1  # newest first, skips
+    # Every window cut before the last published one was either run or counted as dropped.
+    assert s.windows_done + s.windows_dropped >= indices[-1] + 1
     assert s.queue_depth <= 1
 
 

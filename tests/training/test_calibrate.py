@@ -30,7 +30,7 @@ def test_calibration_from_live_stream_gives_a_working_head(tiny_fm, tmp_path, s0
                          tmp_path / "head.safetensors", foundation_model=tiny_fm,
                          timeout=60.0, progress=False)
     finally:
-        player.close()
+        player.stop()
     clf = load_classifier(path)
     assert clf.class_names == CHECKER_CLASSES
     meta = json.loads(path.with_name(path.name + ".json").read_text())
