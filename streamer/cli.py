@@ -227,9 +227,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         player.stop()
 
 
+# ------------------------------------------------------------------ calibrate
+def add_calibrate(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from training.calibrate import add_arguments, run_from_args
+
+    p = sub.add_parser("calibrate", help="record labelled epochs from live streams, "
+                       "fine-tune the classification head and save it with its card")
+    add_arguments(p)
+    p.set_defaults(handler=run_from_args)
+    return p
+
+
 # ------------------------------------------------------------------ entry point
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
-    add_list, add_play, add_run, add_demo,
+    add_list, add_play, add_run, add_demo, add_calibrate,
 ]
 
 

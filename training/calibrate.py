@@ -142,9 +142,8 @@ def calibrate(
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line for :func:`calibrate`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of :func:`calibrate`, shared by ``neurorvq-stream calibrate`` and ``-m``."""
     parser.add_argument("--stream", required=True, help="name of the EEG LSL stream")
     parser.add_argument("--markers", required=True, help="name of the marker LSL stream")
     parser.add_argument("--classes", nargs="+", required=True, help="marker labels to learn")
@@ -156,12 +155,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--montage", default=None, help="e.g. biosemi128 for coded labels")
     parser.add_argument("--line-freq", type=float, default=50.0)
     parser.add_argument("--timeout", type=float, default=None)
-    args = parser.parse_args(argv)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Calibrate with parsed :func:`add_arguments` options; returns the exit code."""
     path = calibrate(args.stream, args.markers, args.classes, args.n_per_class, args.output,
                      args.foundation_model, args.offset, args.patches, args.montage,
                      args.line_freq, args.timeout)
-    print(f"Saved calibrated head to {path}")
+    print(f"Saved calibrated head to {path}. A pipeline running with --classifier {path} "
+          "picks up later re-calibrations of that file without restarting.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line for :func:`calibrate`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
