@@ -3,7 +3,7 @@
     python build_engine.py [--tokenizer PATH] [--classifier PATH] [--output DIR] [--check]
                            [--fp16] [--min C,A] [--opt C,A] [--max C,A] [--workspace-gb N]
 
-Defaults: the checkpoints shipped in ``models/`` (``*tokenizer*``, ``*classifier*``) and the
+Defaults: the checkpoints shipped in ``models/`` (``engines.shipped_model``) and the
 ``engines_cache/`` folder. Every ONNX graph is checked with ``onnx.checker`` and run once in
 ONNX Runtime on CPU; ``--check`` also checks it statically against TensorRT's ONNX parser
 support matrix. Without TensorRT or a GPU the ONNX part still runs and the script says
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from engines import SHIPPED_MODELS, shipped_model
+
 REPO = Path(__file__).resolve().parent
-MODELS_DIR = REPO / "models"
 DEFAULT_OUTPUT = REPO / "engines_cache"
 
 
@@ -35,13 +36,6 @@ def _shape(text: str) -> tuple[int, int]:
     if channels < 1 or patches < 1:
         raise argparse.ArgumentTypeError(f"channels and patches must be >= 1; got {text!r}")
     return channels, patches
-
-
-def _shipped(kind: str) -> Path | None:
-    found = sorted(
-        p for p in MODELS_DIR.glob(f"*{kind}*") if p.suffix in (".pt", ".safetensors")
-    )
-    return found[0] if found else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,11 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="TensorRT builder workspace limit in GiB (2)")
     args = parser.parse_args(argv)
     if args.tokenizer is None and args.classifier is None:
-        args.tokenizer, args.classifier = _shipped("tokenizer"), _shipped("classifier")
+        args.tokenizer, args.classifier = shipped_model("tokenizer"), shipped_model("classifier")
         if args.tokenizer is None and args.classifier is None:
             parser.error(
-                f"no --tokenizer/--classifier given and no *tokenizer*/*classifier* "
-                f"checkpoint (.pt/.safetensors) in {MODELS_DIR}; pass the paths."
+                f"no --tokenizer/--classifier given and no default models shipped in "
+                f"{SHIPPED_MODELS}; pass the paths."
             )
     for what in ("tokenizer", "classifier"):
         path = getattr(args, what)

@@ -22,12 +22,14 @@ from ._api import (
     prepare_window,
 )
 from ._checkpoint import (
+    SHIPPED_MODELS,
     build_foundation_model,
     build_tokenizer,
     foundation_config,
     read_sidecar,
     read_state_dict,
     save_checkpoint,
+    shipped_model,
     sidecar_path,
     tokenizer_config,
 )
@@ -46,6 +48,7 @@ from ._tokenizer import (
 
 __all__ = [
     "ELECTRODES",
+    "SHIPPED_MODELS",
     "Attention",
     "Backbone",
     "Block",
@@ -73,6 +76,7 @@ __all__ = [
     "read_sidecar",
     "read_state_dict",
     "save_checkpoint",
+    "shipped_model",
     "sidecar_path",
     "tokenizer_config",
     "window_standardize",

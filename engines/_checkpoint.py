@@ -244,3 +244,27 @@ def save_checkpoint(
     }
     sidecar_path(path).write_text(json.dumps(meta, indent=1))
     return path
+
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_model(kind: str) -> Path | None:
+    """The default checkpoint of ``kind`` shipped in ``models/``, or None.
+
+    ``kind`` is "tokenizer" (file name contains "tokenizer"), "classifier" (its sidecar
+    lists classes) or "foundation" (a foundation model without classes). One rule, so the
+    CLI, ``build_engine.py`` and calibration agree on what "the default model" is.
+    """
+    candidates = sorted(
+        p for p in SHIPPED_MODELS.glob("*") if p.suffix in (".pt", ".safetensors")
+    )
+    rules = {
+        "tokenizer": lambda p: "tokenizer" in p.name,
+        "classifier": lambda p: bool(read_sidecar(p).get("classes")),
+        "foundation": lambda p: "tokenizer" not in p.name and not read_sidecar(p).get("classes"),
+    }
+    if kind not in rules:
+        raise ValueError(f"kind must be one of {sorted(rules)}, got {kind!r}.")
+    found = [p for p in candidates if rules[kind](p)]
+    return found[0] if found else None

@@ -220,24 +220,19 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def _model_path(given: str | None, kind: str) -> Path:
     """The given checkpoint, or the shipped one in ``models/``; a clear error otherwise.
 
-    Shipped models are told apart by their JSON sidecar: a classifier lists its classes,
-    a tokenizer has "tokenizer" in its file name.
+    Which shipped file is the default is ``engines.shipped_model``'s rule.
     """
     if given is not None:
         path = Path(given).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"The {kind} checkpoint {str(path)!r} does not exist.")
         return path
-    from engines import read_sidecar
+    from engines import shipped_model
 
-    candidates = sorted(p for p in MODELS_DIR.glob("*") if p.suffix in (".pt", ".safetensors"))
-    if kind == "classifier":
-        shipped = [p for p in candidates if read_sidecar(p).get("classes")]
-    else:
-        shipped = [p for p in candidates if "tokenizer" in p.name]
-    if not shipped:
+    shipped = shipped_model(kind)
+    if shipped is None:
         raise FileNotFoundError(
             f"No {kind} given and none shipped in {MODELS_DIR}; pass --{kind} PATH "
             f"(a .pt or .safetensors checkpoint)."
         )
-    return shipped[0]
+    return shipped

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from tqdm.auto import tqdm
 
-from engines import build_foundation_model, save_checkpoint
+from engines import build_foundation_model, save_checkpoint, shipped_model
 from streamer._config import (
     MappingConfig,
     MarkerConfig,
@@ -38,8 +38,7 @@ from streamer._runner import Pipeline
 from ._cards import write_card
 from ._finetune import HEAD_RECIPE, FinetuneConfig, finetune, predict_proba
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_FOUNDATION = MODELS / "neurorvq_fm_small.safetensors"
+DEFAULT_FOUNDATION = shipped_model("foundation")
 
 
 def record_epochs(
