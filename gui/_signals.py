@@ -59,7 +59,7 @@ def _finite_mean_std(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class SignalPanel(pg.PlotWidget):
     """Stacked traces of the selected channels over the last seconds, newest at the right."""
 
-    def __init__(self, buffer: SignalBuffer, max_points: int = 1000) -> None:
+    def __init__(self, buffer: SignalBuffer, max_points: int = 500) -> None:
         super().__init__(background="w")
         self.buffer = buffer
         self.max_points = max_points

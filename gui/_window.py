@@ -36,7 +36,7 @@ class MainWindow(QtWidgets.QMainWindow):
         *,
         duration_s: float = 10.0,
         refresh_hz: float = 30.0,
-        max_points: int = 1000,
+        max_points: int = 500,
     ) -> None:
         super().__init__()
         if refresh_hz <= 0:
