@@ -39,6 +39,7 @@ class MarkerConfig:
     name: str | None = None
     type: str | None = "Markers"
     source_id: str | None = None
+    labels: list[str] | None = None  # markers that lock a window (ERP mode); None = all
 
     @property
     def enabled(self) -> bool:

@@ -342,13 +342,15 @@ class Pipeline:
         seg_start = 0  # ring count of the first input since the last preprocessor reset
         last_t = np.nan
         recent_markers: list[tuple[float, str]] = []
+        lock_on = None if cfg.markers.labels is None else set(cfg.markers.labels)
         while not self._stop_event.is_set():
             self._data_ready.wait(0.05)
             self._data_ready.clear()
             self._sync_status()
             for t, label in self.markers.pull() if self.markers is not None else []:
                 recent_markers = [*recent_markers[-63:], (t, label)]
-                if isinstance(scheduler, MarkerLockedWindows):
+                if isinstance(scheduler, MarkerLockedWindows) and (
+                        lock_on is None or label in lock_on):
                     for window in scheduler.add_marker(t, label):
                         self._post(window, 0.0, recent_markers)
             stop = self._ring.n_written

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -51,8 +52,6 @@ def add_play(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ._player import Player, load_recording
 
     rec = load_recording(args.file, montage=args.montage)
@@ -203,6 +202,10 @@ def add_demo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
     p.add_argument("--screenshot", default=None, metavar="FILE",
                    help="run offscreen for --duration seconds, then save the window as PNG")
+    p.add_argument("--task", choices=["checker"], default=None,
+                   help="closed loop: replay the held-out recording (sub-s02) with its "
+                        "markers, score the predictions read back from LSL against them "
+                        "and compare with the offline evaluation")
     _add_pipeline_options(p)
     p.set_defaults(handler=cmd_demo)
     return p
@@ -210,6 +213,9 @@ def add_demo(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._lsl import use_loopback_config
+
+    if args.task == "checker":
+        return _closed_loop_demo(args)
 
     use_loopback_config()  # the demo is self-contained: keep its streams on this machine
     from ._player import Player, bundled_recording, load_recording
@@ -225,6 +231,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return _run_pipeline(config, args.headless, args.duration, args.screenshot)
     finally:
         player.stop()
+
+
+def _closed_loop_demo(args: argparse.Namespace) -> int:
+    from training.closed_loop import run_checker_closed_loop
+
+    tmax = None if args.duration is None else args.duration * args.speed
+    print(f"Closed loop: replaying held-out sub-s02 at x{args.speed:g} through the live "
+          "pipeline (marker-locked windows), scoring predictions read back from LSL ...")
+    report = run_checker_closed_loop(
+        speed=args.speed, tmax=tmax,
+        classifier=Path(args.classifier) if args.classifier else None,
+        tokenizer=Path(args.tokenizer) if args.tokenizer else None,
+    )
+    print(report.summary())
+    if report.windows_dropped:
+        print(f"warning: {report.windows_dropped} windows were dropped; replay slower "
+              "(--speed) for a live score comparable with the offline one.")
+        return 1
+    return 0
 
 
 # ------------------------------------------------------------------ calibrate

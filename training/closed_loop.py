@@ -1,0 +1,203 @@
+"""Closed loop on real data: the held-out recording through the live pipeline, scored.
+
+``neurorvq-stream demo --task checker`` replays sub-s02 (never seen in training) with its
+markers as live LSL streams, runs the pipeline in marker-locked mode with the shipped
+models, reads the predictions back from the ``NeuroRVQ-Predictions`` outlet with a plain
+pylsl inlet, pairs each with the marker it answers and prints the running balanced
+accuracy. At the end the same model classifies the same epochs offline
+(:func:`training.marker_epochs`): the two must agree, because the live path computes what
+the offline path does.
+
+Pairing: a marker-locked window starts ``offset`` after its marker and is ``n_patches``
+seconds long, so its prediction is stamped ``offset + n_patches - 1/200`` recording
+seconds after the marker (the player's clock runs ``speed`` times faster).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score
+
+from engines import load_classifier, read_sidecar, shipped_model
+from streamer import Pipeline, Player, ResultHub, RunConfig, bundled_recording
+from streamer import load_recording as load_replay
+from streamer._lsl import use_loopback_config
+
+from ._data import CHECKER_CLASSES, marker_epochs
+from ._data import load_recording as load_offline
+
+HELD_OUT = "s02"
+
+
+@dataclass
+class ScoredWindow:
+    """One prediction read back from LSL, paired with the marker it answers."""
+
+    marker_time: float
+    label: str
+    probabilities: np.ndarray
+
+
+@dataclass
+class PredictionScorer:
+    """Pairs predictions (LSL time, probabilities) with the markers they answer."""
+
+    classes: tuple[str, ...]
+    lag: float
+    tolerance: float
+    markers: list[tuple[float, str]] = field(default_factory=list)
+    scored: list[ScoredWindow] = field(default_factory=list)
+    unmatched: int = 0
+
+    def add_marker(self, t: float, label: str) -> None:
+        if label in self.classes:
+            self.markers.append((t, label))
+
+    def add_prediction(self, t: float, probabilities: np.ndarray) -> ScoredWindow | None:
+        """Score a prediction against the marker ``lag`` before it; None if there is none."""
+        if self.markers:
+            errors = [abs(t - m - self.lag) for m, _ in self.markers]
+            k = int(np.argmin(errors))
+            if errors[k] <= self.tolerance:
+                m, label = self.markers.pop(k)
+                window = ScoredWindow(m, label, np.asarray(probabilities, dtype=np.float64))
+                self.scored.append(window)
+                return window
+        self.unmatched += 1
+        return None
+
+    def balanced_accuracy(self) -> float:
+        if not self.scored:
+            return float("nan")
+        truth = [self.classes.index(w.label) for w in self.scored]
+        predicted = [int(np.argmax(w.probabilities)) for w in self.scored]
+        return float(balanced_accuracy_score(truth, predicted))
+
+
+@dataclass
+class ClosedLoopReport:
+    live: list[ScoredWindow]
+    live_accuracy: float
+    offline_accuracy: float
+    offline_probabilities: np.ndarray
+    offline_marker_times: np.ndarray
+    windows_dropped: int
+    deadline_misses: int
+    unmatched: int
+
+    def summary(self) -> str:
+        diff = 100 * (self.live_accuracy - self.offline_accuracy)
+        return (
+            f"Closed loop on held-out sub-{HELD_OUT}: {len(self.live)} windows scored live, "
+            f"balanced accuracy {self.live_accuracy:.3f}; offline, same model and epochs: "
+            f"{self.offline_accuracy:.3f} ({diff:+.1f} points). Windows dropped "
+            f"{self.windows_dropped}, deadline misses {self.deadline_misses}, predictions "
+            f"without a marker {self.unmatched}."
+        )
+
+
+def _classifier_window(classifier: Path) -> tuple[float, int]:
+    """(offset s, patches) the head was trained on, from its sidecar."""
+    window = read_sidecar(classifier).get("provenance", {}).get("window", {})
+    return float(window.get("marker_offset", 0.0)), int(window.get("marker_length", 1))
+
+
+def run_checker_closed_loop(
+    speed: float = 1.0,
+    tmax: float | None = None,
+    classifier: Path | None = None,
+    tokenizer: Path | None = None,
+    print_every: int = 10,
+    quiet: bool = False,
+) -> ClosedLoopReport:
+    """Replay sub-s02 (up to ``tmax`` s) through the live pipeline and score it.
+
+    ``speed`` > 1 replays faster than real time; the report counts dropped windows, which
+    must stay at zero for the live and offline numbers to be comparable.
+    """
+    import pylsl
+
+    use_loopback_config()
+    classifier = classifier or shipped_model("classifier")
+    tokenizer = tokenizer or shipped_model("tokenizer")
+    if classifier is None:
+        raise FileNotFoundError("No classifier given and none shipped in models/.")
+    classes = tuple(load_classifier(classifier).class_names)
+    if set(classes) != set(CHECKER_CLASSES):
+        raise ValueError(f"The checker task needs a head for {CHECKER_CLASSES}; "
+                         f"{classifier} classifies {classes}.")
+    offset, n_patches = _classifier_window(classifier)
+
+    replay = load_replay(bundled_recording(int(HELD_OUT[1:])), montage="biosemi128", tmax=tmax)
+    name = f"NeuroRVQ-Checker-{uuid.uuid4().hex[:6]}"
+    player = Player(replay, name=name, speed=speed)
+    outlet_id = f"neurorvq-closed-loop-{uuid.uuid4().hex[:6]}"
+    config = RunConfig.from_dict({
+        "stream": {"name": name},
+        "markers": {"name": f"{name}-Markers", "labels": list(classes)},
+        "windows": {"mode": "markers", "n_patches": n_patches, "marker_offset": offset,
+                    "marker_length": n_patches},
+        "mapping": {"montage": "biosemi128"},
+        "models": {"tokenizer": str(tokenizer) if tokenizer else None,
+                   "classifier": str(classifier), "watch_classifier": False},
+        "outlets": {"source_id": outlet_id},
+    })
+    scorer = PredictionScorer(classes, lag=offset + n_patches - 1 / 200, tolerance=0.1)
+    hub = ResultHub()
+    with Pipeline(config, hub):
+        # Connected before the first sample is played, so the causal filters start from
+        # the recording's first sample, as offline.
+        (info,) = pylsl.resolve_byprop("source_id", f"{outlet_id}-predictions", 1, 10.0)
+        predictions = pylsl.StreamInlet(info)
+        (minfo,) = pylsl.resolve_byprop("name", f"{name}-Markers", 1, 10.0)
+        markers = pylsl.StreamInlet(minfo)
+        for inlet in (predictions, markers):
+            inlet.open_stream(5.0)
+        player.start()
+        try:
+            _score_until_done(player, predictions, markers, scorer, print_every, quiet)
+        finally:
+            player.stop()
+        status = hub.status()
+
+    offline = load_offline(HELD_OUT)
+    x, y, onsets = marker_epochs(offline, classes, offset, n_patches)
+    keep = onsets + offset + n_patches <= replay.duration  # the epochs the replay reached
+    x, y, onsets = x[keep], y[keep], onsets[keep]
+    probabilities = load_classifier(classifier).probabilities(x, list(offline.channels))
+    offline_accuracy = float(balanced_accuracy_score(y, probabilities.argmax(1)))
+    return ClosedLoopReport(
+        live=scorer.scored, live_accuracy=scorer.balanced_accuracy(),
+        offline_accuracy=offline_accuracy, offline_probabilities=probabilities,
+        offline_marker_times=onsets, windows_dropped=status.windows_dropped,
+        deadline_misses=status.deadline_misses, unmatched=scorer.unmatched,
+    )
+
+
+def _score_until_done(player: Player, predictions, markers, scorer: PredictionScorer,
+                      print_every: int, quiet: bool) -> None:
+    """Pull markers and predictions until the replay ended and its last window came back.
+
+    LSL times become recording seconds: ``(t - t0) * speed`` undoes the player's clock.
+    """
+    classes = scorer.classes
+    done_at = None
+    while done_at is None or time.monotonic() < done_at:
+        if done_at is None and not player.is_alive():
+            done_at = time.monotonic() + 2.0 + scorer.lag / player.speed
+        labels, stamps = markers.pull_chunk(timeout=0.0)
+        for (label,), t in zip(labels, stamps, strict=True):
+            scorer.add_marker((t - player.t0) * player.speed, label)
+        samples, stamps = predictions.pull_chunk(timeout=0.0)
+        for p, t in zip(samples, stamps, strict=True):
+            window = scorer.add_prediction((t - player.t0) * player.speed, np.asarray(p))
+            if window is not None and not quiet and len(scorer.scored) % print_every == 0:
+                print(f"  {len(scorer.scored):4d} windows  running balanced accuracy "
+                      f"{scorer.balanced_accuracy():.3f}  (last: {window.label}, "
+                      f"p={dict(zip(classes, np.round(window.probabilities, 2), strict=True))})")
+        time.sleep(0.02)
