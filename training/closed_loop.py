@@ -197,7 +197,8 @@ def _score_until_done(player: Player, predictions, markers, scorer: PredictionSc
         for p, t in zip(samples, stamps, strict=True):
             window = scorer.add_prediction((t - player.t0) * player.speed, np.asarray(p))
             if window is not None and not quiet and len(scorer.scored) % print_every == 0:
+                shown = ", ".join(f"{c} {p:.2f}"
+                                  for c, p in zip(classes, window.probabilities, strict=True))
                 print(f"  {len(scorer.scored):4d} windows  running balanced accuracy "
-                      f"{scorer.balanced_accuracy():.3f}  (last: {window.label}, "
-                      f"p={dict(zip(classes, np.round(window.probabilities, 2), strict=True))})")
+                      f"{scorer.balanced_accuracy():.3f}  (last: {window.label}; {shown})")
         time.sleep(0.02)
