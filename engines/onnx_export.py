@@ -46,15 +46,24 @@ def _token_indices(
     return grid_c.reshape(1, -1), grid_t.reshape(1, -1)
 
 
-class _TokenizeGraph(nn.Module):
-    def __init__(self, model: NeuroRVQTokenizer) -> None:
+class _WindowGraph(nn.Module):
+    """A graph whose inputs are a window ``x`` (B, C, A*200) and its channel indices."""
+
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, channel_ix: torch.Tensor):
+    def _patches(self, x: torch.Tensor, channel_ix: torch.Tensor):
+        """Patches (B, C*A, 200) and their spatial and temporal token indices."""
         cfg = self.model.config
         patches = x.reshape(x.shape[0], -1, cfg.patch_size)
         s, t = _token_indices(channel_ix, x.shape[-1] // cfg.patch_size, cfg.n_times)
+        return patches, s, t
+
+
+class _TokenizeGraph(_WindowGraph):
+    def forward(self, x: torch.Tensor, channel_ix: torch.Tensor):
+        patches, s, t = self._patches(x, channel_ix)
         codes, quantized = self.model.quantize(self.model.encode_features(patches, s, t))
         mean, std = self.model.amplitude_stats(patches)
         return codes, quantized, mean.reshape(-1), std.reshape(-1)
@@ -75,16 +84,9 @@ class _DecodeGraph(nn.Module):
         return signal.reshape(b, channel_ix.shape[0], -1)
 
 
-class _ClassifyGraph(nn.Module):
-    def __init__(self, model: NeuroRVQFoundationModel) -> None:
-        super().__init__()
-        self.model = model
-
+class _ClassifyGraph(_WindowGraph):
     def forward(self, x: torch.Tensor, channel_ix: torch.Tensor):
-        cfg = self.model.config
-        patches = x.reshape(x.shape[0], -1, cfg.patch_size)
-        s, t = _token_indices(channel_ix, x.shape[-1] // cfg.patch_size, cfg.n_times)
-        return self.model(patches, s, t)
+        return self.model(*self._patches(x, channel_ix))
 
 
 def _export(
