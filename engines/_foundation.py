@@ -68,10 +68,18 @@ class NeuroRVQFoundationModel(Backbone):
                 "This foundation model has no classification head (n_out=0); "
                 "load a fine-tuned checkpoint or give n_out to add a fresh head."
             )
+        return self.head(self.fc_norm(self.pooled_features(patches, spatial_ix, time_ix)))
+
+    def pooled_features(
+        self, patches: torch.Tensor, spatial_ix: torch.Tensor, time_ix: torch.Tensor
+    ) -> torch.Tensor:
+        """The (B, branches*D) vector the head reads: token mean of the concatenated branches.
+
+        Public so that head-only fine-tuning can compute it once instead of every step.
+        """
         feats = self.forward_features(patches, spatial_ix, time_ix)
         g, b, _, d = feats.shape
-        pooled = feats.mean(dim=2).transpose(0, 1).reshape(b, g * d)
-        return self.head(self.fc_norm(pooled))
+        return feats.mean(dim=2).transpose(0, 1).reshape(b, g * d)
 
     def pretraining_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Code logits for every (branch, level) from (branches, B, N, D) features."""

@@ -46,10 +46,5 @@ def fm_depth(model: NeuroRVQFoundationModel) -> int:
 def pooled_features(
     model: NeuroRVQFoundationModel, x: torch.Tensor, channels: Sequence[str]
 ) -> torch.Tensor:
-    """The (B, branches*D) vector the head reads: token mean of the concatenated branches.
-
-    Head-only tuning computes it once per epoch set instead of once per step.
-    """
-    feats = model.forward_features(*model_inputs(x, channels))
-    g, b, _, d = feats.shape
-    return feats.mean(dim=2).transpose(0, 1).reshape(b, g * d)
+    """:meth:`NeuroRVQFoundationModel.pooled_features` of a (B, C, A*200) window batch."""
+    return model.pooled_features(*model_inputs(x, channels))
