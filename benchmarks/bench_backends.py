@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines import ELECTRODES, save_checkpoint
-from engines.backends import create_engine, tensorrt_unavailable_reason
+from neurorvq_stream.engines import ELECTRODES, save_checkpoint
+from neurorvq_stream.engines.backends import create_engine, tensorrt_unavailable_reason
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import build_models

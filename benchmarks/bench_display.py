@@ -31,8 +31,8 @@ import mne  # noqa: E402
 import numpy as np  # noqa: E402
 from pyqtgraph.Qt import QtWidgets  # noqa: E402
 
-from gui import MainWindow  # noqa: E402
-from streamer._results import ResultHub, WindowResult  # noqa: E402
+from neurorvq_stream.gui import MainWindow  # noqa: E402
+from neurorvq_stream.streamer._results import ResultHub, WindowResult  # noqa: E402
 
 RATE = 200
 N_PATCHES = 4
@@ -108,7 +108,14 @@ def bench(app: QtWidgets.QApplication, eeg: np.ndarray, n_channels: int, n_frame
 @contextmanager
 def running_pipeline(n_channels: int):
     """Player + Pipeline on loopback with the parity checkpoints; yields the pipeline."""
-    from streamer import Pipeline, Player, Recording, RunConfig, bundled_recording, load_recording
+    from neurorvq_stream.streamer import (
+        Pipeline,
+        Player,
+        Recording,
+        RunConfig,
+        bundled_recording,
+        load_recording,
+    )
 
     full = load_recording(bundled_recording(1), montage="biosemi128", tmin=0.0, tmax=120.0)
     recording = Recording(

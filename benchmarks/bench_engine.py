@@ -23,14 +23,14 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from engines import (
+from neurorvq_stream.engines import (
     ELECTRODES,
     NeuroRVQConfig,
     NeuroRVQFoundationModel,
     NeuroRVQTokenizer,
     patch_indices,
 )
-from engines.onnx_export import export_classifier, export_decoder, export_tokenizer
+from neurorvq_stream.engines.onnx_export import export_classifier, export_decoder, export_tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _naive_neurorvq import NaiveNeuroRVQ

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer import use_loopback_config
+from neurorvq_stream.streamer import use_loopback_config
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "parity_v1"
@@ -40,7 +40,7 @@ def _labels(n_channels: int) -> tuple[list[str], str | None]:
     if n_channels <= len(TEN_TWENTY):
         return TEN_TWENTY[:n_channels], None
     if n_channels <= 96:
-        from engines import ELECTRODES
+        from neurorvq_stream.engines import ELECTRODES
 
         usable = [e for e in ELECTRODES if e not in ("eog", "loc", "roc", "a1", "a2")]
         return list(usable[:n_channels]), None
@@ -49,7 +49,8 @@ def _labels(n_channels: int) -> tuple[list[str], str | None]:
 
 def _source(name: str, n_channels: int, rate: float, seconds: float) -> None:
     use_loopback_config()
-    from streamer import ChannelInfo, Player, Recording
+    from neurorvq_stream.streamer import Player, Recording
+    from neurorvq_stream.streamer._lsl import ChannelInfo
 
     labels, _ = _labels(n_channels)
     rng = np.random.default_rng(0)
@@ -103,7 +104,7 @@ def _percentiles(values_ms: np.ndarray) -> str:
 def run_one(
     n_channels: int, rate: float, seconds: float, tokenizer: str, classifier: str, engine: str
 ) -> str:
-    from streamer import Pipeline, ResultHub, RunConfig
+    from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig
 
     tag = uuid.uuid4().hex[:6]
     name, source_id = f"bench-{n_channels}x{rate:g}-{tag}", f"bench-out-{tag}"

@@ -16,7 +16,7 @@ import torch
 
 from ._checkpoint import build_foundation_model, build_tokenizer, read_sidecar
 from ._config import NeuroRVQConfig
-from ._electrodes import electrode_indices
+from ._format import electrode_indices
 from ._foundation import NeuroRVQFoundationModel
 from ._tokenizer import NeuroRVQTokenizer, window_standardize
 

@@ -246,7 +246,11 @@ def save_checkpoint(
     return path
 
 
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+def shipped_models_dir() -> Path:
+    """The folder of the default models installed with the package (``models/``)."""
+    from importlib.resources import files
+
+    return Path(str(files("neurorvq_stream.models")))
 
 
 def shipped_model(kind: str) -> Path | None:
@@ -257,7 +261,7 @@ def shipped_model(kind: str) -> Path | None:
     CLI, ``build_engine.py`` and calibration agree on what "the default model" is.
     """
     candidates = sorted(
-        p for p in SHIPPED_MODELS.glob("*") if p.suffix in (".pt", ".safetensors")
+        p for p in shipped_models_dir().glob("*") if p.suffix in (".pt", ".safetensors")
     )
     rules = {
         "tokenizer": lambda p: "tokenizer" in p.name,

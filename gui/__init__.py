@@ -1,22 +1,10 @@
-"""Live Qt display of the pipeline's results (signals, tokens, predictions, status)."""
+"""Live Qt display of the pipeline's results (signals, tokens, predictions, status).
 
-from gui._app import image_rgb, run_display, save_screenshot, widget_pixels
-from gui._models import PredictionHistory, SignalBuffer, TokenUsage, class_probabilities
-from gui._signals import peak_decimate
-from gui._tokens import ALL_LEVELS, token_image
-from gui._window import MainWindow
+The display only reads: it takes published results from a ``streamer.ResultHub``.
+``run_display`` opens it (or renders offscreen for ``save_screenshot``).
+"""
 
-__all__ = [
-    "ALL_LEVELS",
-    "MainWindow",
-    "PredictionHistory",
-    "SignalBuffer",
-    "TokenUsage",
-    "class_probabilities",
-    "image_rgb",
-    "peak_decimate",
-    "run_display",
-    "save_screenshot",
-    "token_image",
-    "widget_pixels",
-]
+from ._app import run_display, save_screenshot
+from ._window import MainWindow
+
+__all__ = ["MainWindow", "run_display", "save_screenshot"]

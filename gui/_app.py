@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
-from gui._window import MainWindow
-from streamer._results import PipelineStatus, ResultHub
+from neurorvq_stream.streamer import PipelineStatus, ResultHub
+
+from ._window import MainWindow
 
 
 def image_rgb(image: QtGui.QImage) -> np.ndarray:

@@ -12,7 +12,7 @@ from collections import deque
 
 import numpy as np
 
-from streamer._results import WindowResult
+from neurorvq_stream.streamer import WindowResult
 
 #: NeuroRVQ always works at 200 Hz; ``WindowResult.signal`` is at that rate.
 DISPLAY_RATE = 200.0

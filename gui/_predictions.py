@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtWidgets
 
-from gui._models import PredictionHistory
+from ._models import PredictionHistory
 
 CLASS_COLORS = [
     (31, 119, 180),

@@ -9,8 +9,9 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtWidgets
 
-from gui._predictions import class_color
-from streamer._results import PipelineStatus, WindowResult
+from neurorvq_stream.streamer import PipelineStatus, WindowResult
+
+from ._predictions import class_color
 
 HEALTH_COLORS = {"streaming": "#2a8a2a", "starting": "#a07000"}
 
@@ -48,15 +49,17 @@ class StatusPanel(QtWidgets.QWidget):
 
     def redraw(self, status: PipelineStatus) -> None:
         """Show ``status`` and the kept latencies."""
-        state = html.escape(status.stream_state)
+        state = html.escape(status.health)
         # engine descriptions run to several lines (why each backend was chosen): first
         # clause of each model's part here, the whole text as the tooltip
         short_engine = " | ".join(part.split(",")[0].strip() for part in status.engine.split("|"))
         self.summary.setToolTip(status.engine)
-        color = HEALTH_COLORS.get(status.stream_state, "#c00000")
-        error = (
-            f"<br><b>last error:</b> {html.escape(status.last_error)}" if status.last_error else ""
-        )
+        color = HEALTH_COLORS.get(status.health, "#c00000")
+        flagged = ", ".join(f"{n} {name}" for name, n in status.flag_counts if n)
+        alarms = [f"<b>failed:</b> {html.escape(text)}" for text in status.failed]
+        alarms += [f"<b>warning:</b> {html.escape(text)}" for text in status.stream_warnings]
+        if status.last_error and not status.failed:
+            alarms.append(f"<b>last error:</b> {html.escape(status.last_error)}")
         self.summary.setText(
             f"<b>{html.escape(status.stream_name) or '(no stream)'}</b> "
             f"{status.source_rate:g} Hz, {status.n_source_channels} channels, "
@@ -65,8 +68,10 @@ class StatusPanel(QtWidgets.QWidget):
             f"stalls {status.stalls} &nbsp; samples lost {status.samples_lost} / "
             f"{status.samples_received}<br>"
             f"windows {status.windows_done} &nbsp; dropped {status.windows_dropped} &nbsp; "
-            f"deadline misses {status.deadline_misses} &nbsp; errors {status.inference_errors} "
-            f"&nbsp; queue {status.queue_depth}{error}"
+            f"rejected {status.windows_rejected} &nbsp; deadline misses "
+            f"{status.deadline_misses} &nbsp; errors {status.inference_errors} &nbsp; queue "
+            f"{status.queue_depth}" + (f"<br>flagged channels: {flagged}" if flagged else "")
+            + "".join(f"<br>{text}" for text in alarms)
         )
         if status.mapping != self._mapping:
             self._mapping = status.mapping

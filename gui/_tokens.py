@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtWidgets
 
-from gui._models import TokenUsage
+from ._models import TokenUsage
 
 ALL_LEVELS = -1
 

@@ -13,12 +13,13 @@ from collections.abc import Callable
 
 from pyqtgraph.Qt import QtCore, QtWidgets
 
-from gui._models import PredictionHistory, SignalBuffer, TokenUsage
-from gui._predictions import PredictionPanel
-from gui._signals import SignalPanel
-from gui._status import StatusPanel
-from gui._tokens import TokenPanel
-from streamer._results import PipelineStatus, ResultHub, WindowResult
+from neurorvq_stream.streamer import PipelineStatus, ResultHub, WindowResult
+
+from ._models import PredictionHistory, SignalBuffer, TokenUsage
+from ._predictions import PredictionPanel
+from ._signals import SignalPanel
+from ._status import StatusPanel
+from ._tokens import TokenPanel
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -99,11 +100,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.span_box.setSuffix(" \u00b5V/ch")
         self.span_box.valueChanged.connect(self._on_scale_changed)
         self.branch_box = QtWidgets.QComboBox()
-        self.branch_box.addItems(["all", "1", "2", "3", "4"])
-        self.branch_box.setCurrentIndex(1)
         self.level_box = QtWidgets.QComboBox()
-        self.level_box.addItems(["all", *(str(k) for k in range(8))])
-        self.level_box.setCurrentIndex(1)
+        self._token_layout: tuple[int, int] = (0, 0)
+        self._set_token_layout((4, 8))  # NeuroRVQ v1's; the first tokens say the real one
         self.branch_box.currentIndexChanged.connect(self._on_token_choice)
         self.level_box.currentIndexChanged.connect(self._on_token_choice)
         for label, widget in (
@@ -140,8 +139,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_scale_changed()
 
     def set_token_view(self, branch: int | None, level: int | None) -> None:
-        """Branch 0-3 and RVQ level 0-7 for the token image; None means all of them."""
-        for name, value, count in (("branch", branch, 4), ("level", level, 8)):
+        """Branch and RVQ level (from 0) for the token image; None means all of them."""
+        for name, value, count in zip(("branch", "level"), (branch, level),
+                                      self._token_layout, strict=True):
             if value is not None and not 0 <= value < count:
                 raise ValueError(f"The {name} must be None (all) or 0-{count - 1}, got {value}.")
         self.branch_box.setCurrentIndex(0 if branch is None else branch + 1)
@@ -174,6 +174,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.signals.span_uv = self.span_box.value()
         self.span_box.setEnabled(self.signals.scale_mode == "global")
         self._dirty = True
+
+    def _set_token_layout(self, layout: tuple[int, int]) -> None:
+        """Offer the branches and levels the tokenizer has (its checkpoint defines them)."""
+        self._token_layout = layout
+        for box, count, first in ((self.branch_box, layout[0], 1), (self.level_box, layout[1], 0)):
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(["all", *(str(k + first) for k in range(count))])
+            box.setCurrentIndex(1)
+            box.blockSignals(False)
+        self._on_token_choice()
 
     def _on_token_choice(self, *_: object) -> None:
         self.tokens.branch = self.branch_box.currentIndex() - 1
@@ -212,6 +223,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._fill_channel_list(tuple(result.channels))
             self.signal_buffer.add(result)
             if result.tokens is not None:
+                if result.tokens.shape[:2] != self._token_layout:
+                    self._set_token_layout(result.tokens.shape[:2])
                 self.token_usage.add(result.t_last, result.tokens)
             if result.probabilities is not None:
                 self.prediction_history.add(result)
@@ -237,7 +250,8 @@ class MainWindow(QtWidgets.QMainWindow):
         started = time.perf_counter()
         newest = self.newest
         if newest is not None:
-            self.signals.flags = dict(newest.channel_flags)
+            self.signals.flags = {name: ",".join(kinds)
+                                  for name, kinds in newest.flagged_channels().items()}
             self.signals.redraw(overlay=self.overlay_box.isChecked())
             self.tokens.redraw(newest.tokens, len(newest.channels))
             self.predictions.redraw()

@@ -1,53 +1,16 @@
-"""Live EEG path: LSL in -> ring buffer -> preprocessing -> windows -> engines -> LSL out."""
+"""Live EEG path: LSL in -> ring buffer -> preprocessing -> windows -> engines -> LSL out.
 
-from ._channel_mapping import ChannelMapping, map_channels, normalize_label
-from ._config import RunConfig
-from ._inlet import Acquisition, EEGInlet, MarkerInlet
-from ._lsl import (
-    ChannelInfo,
-    find_streams,
-    format_stream_list,
-    read_channels,
-    use_loopback_config,
-    write_channels,
-)
-from ._outlets import OUTLET_NAMES, ResultOutlets
-from ._player import Player, Recording, bundled_recording, load_recording
-from ._preprocessing import Preprocessor, unit_scale_from_lsl
-from ._results import PipelineStatus, ResultHub, WindowResult
-from ._ring_buffer import BufferOverrunError, RingBuffer
-from ._runner import Pipeline
-from ._windows import MarkerLockedWindows, SlidingWindows, Window
+    from neurorvq_stream.streamer import Pipeline, RunConfig
+    with Pipeline(RunConfig.from_file("my_run.yaml")) as pipeline:
+        ...  # results on pipeline.hub and on the LSL outlets
 
-__all__ = [
-    "OUTLET_NAMES",
-    "Acquisition",
-    "BufferOverrunError",
-    "ChannelInfo",
-    "ChannelMapping",
-    "EEGInlet",
-    "MarkerInlet",
-    "MarkerLockedWindows",
-    "Pipeline",
-    "PipelineStatus",
-    "Player",
-    "Preprocessor",
-    "Recording",
-    "ResultHub",
-    "ResultOutlets",
-    "RingBuffer",
-    "RunConfig",
-    "SlidingWindows",
-    "Window",
-    "WindowResult",
-    "bundled_recording",
-    "find_streams",
-    "format_stream_list",
-    "load_recording",
-    "map_channels",
-    "normalize_label",
-    "read_channels",
-    "unit_scale_from_lsl",
-    "use_loopback_config",
-    "write_channels",
-]
+``Player`` replays a recording as live LSL streams. The offline helpers that training uses
+to compute exactly what the live path computes (``Preprocessor``, ``map_channels``,
+``MarkerLockedWindows``) are public too. Names load on first use (the list is
+``__init__.pyi``), so the command line's ``list`` reaches the LSL helpers without
+importing the signal-processing stack.
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

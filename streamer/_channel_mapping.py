@@ -36,7 +36,7 @@ import mne
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engines import ELECTRODES
+from neurorvq_stream.engines import ELECTRODES
 
 HEAD_RADIUS_MM = 95.0
 OLD_NAMES = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}

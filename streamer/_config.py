@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("neurorvq_stream")
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
 @dataclass
@@ -30,6 +29,8 @@ class StreamConfig:
     gap_tolerance: float = 4.0
     dejitter: bool = False
     buffer_seconds: float = 30.0
+    unit: str | None = None  # overrides the channel unit the stream declares (V, mV, uV)
+    rate_tolerance: float = 0.05  # relative arrival-rate mismatch that flags the stream
 
 
 @dataclass
@@ -49,9 +50,11 @@ class MarkerConfig:
 @dataclass
 class PreprocessingConfig:
     line_freq: float = 50.0
-    l_freq: float = 0.5
+    notch: bool = True
+    l_freq: float | None = 0.5  # None: no high-pass (slow cortical potentials)
     h_freq: float = 44.5
     clip_uv: float = 500.0
+    reference: str = "none"  # or "average": common average over the mapped channels
 
 
 @dataclass
@@ -102,7 +105,16 @@ class OutletConfig:
     tokens: bool = True
     reconstruction: bool = True
     metrics: bool = True
-    source_id: str = "neurorvq-stream"
+    name: str | None = None  # stream name prefix; None: "<input stream>-NeuroRVQ"
+    source_id: str | None = None  # source_id prefix; None: "<input source_id>-neurorvq"
+
+
+@dataclass
+class QualityConfig:
+    """When a channel of a window is flagged, and when a window is too bad to classify."""
+
+    flat_uv: float = 0.5
+    max_flagged_fraction: float = 0.25
 
 
 @dataclass
@@ -117,6 +129,7 @@ class RunConfig:
     models: ModelConfig = field(default_factory=ModelConfig)
     engine: str = "auto"
     budgets: BudgetConfig = field(default_factory=BudgetConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     outlets: OutletConfig = field(default_factory=OutletConfig)
 
     def __post_init__(self) -> None:
@@ -193,8 +206,7 @@ class RunConfig:
         except FileNotFoundError:
             if self.models.classifier is not None:
                 raise
-            logger.warning("No classifier given or shipped in %s: tokens only, no predictions.",
-                           MODELS_DIR)
+            logger.warning("No classifier given or shipped: tokens only, no predictions.")
             return None
 
 
@@ -228,12 +240,12 @@ def _model_path(given: str | None, kind: str) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"The {kind} checkpoint {str(path)!r} does not exist.")
         return path
-    from engines import shipped_model
+    from neurorvq_stream.engines import shipped_model, shipped_models_dir
 
     shipped = shipped_model(kind)
     if shipped is None:
         raise FileNotFoundError(
-            f"No {kind} given and none shipped in {MODELS_DIR}; pass --{kind} PATH "
+            f"No {kind} given and none shipped in {shipped_models_dir()}; pass --{kind} PATH "
             f"(a .pt or .safetensors checkpoint)."
         )
     return shipped

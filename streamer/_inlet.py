@@ -7,11 +7,14 @@ into a slow drift and would hide it from gap detection. The pipeline does not ne
 windows are cut by sample count at the source rate, and only the last sample's
 timestamp is used to stamp outputs.
 
-Gap detection: consecutive timestamps further apart than ``gap_tolerance / rate`` count
-as a gap; the missing samples are estimated from the jump and counted as lost. Stall
-detection: no sample for ``stall_timeout`` seconds sets the state to ``"stalled"``; the
-first sample afterwards sets it back to ``"streaming"`` (a restarted outlet with the same
-``source_id`` is picked up by liblsl's ``recover``).
+Gap detection (the only place gaps are detected): consecutive timestamps further apart
+than ``gap_tolerance / rate`` count as a gap; the missing samples are estimated from the
+jump and counted as lost, and ``pull`` returns where in the chunk each gap lies, so the
+samples carry it onwards (ring buffer segments). Stall detection: no sample for
+``stall_timeout`` seconds sets the state to ``"stalled"``; the first sample afterwards sets
+it back to ``"streaming"`` (a restarted outlet with the same ``source_id`` is picked up by
+liblsl's ``recover``). Rate check: the arrival rate is compared with the nominal rate
+(times the replay speed a player declares in ``desc/replay/speed``), see ``RateMonitor``.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._lsl import ChannelInfo, StreamDescription, describe, find_streams, format_stream_list
 from ._lsl import read_channels as _read_channels
+from ._quality import RateMonitor
 
 logger = logging.getLogger("neurorvq_stream")
 
@@ -61,7 +64,7 @@ def resolve_one(
 
 @dataclass
 class InletCounters:
-    """What the acquisition side has seen so far (read by the runner for its status)."""
+    """What the acquisition side has seen so far (read by the pipeline for its status)."""
 
     state: str = "starting"
     samples_received: int = 0
@@ -69,7 +72,8 @@ class InletCounters:
     gaps: int = 0
     stalls: int = 0
     last_timestamp: float = float("nan")
-    gap_spans: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=256))
+    measured_rate: float = float("nan")
+    rate_mismatch: bool = False
 
 
 class EEGInlet:
@@ -91,6 +95,7 @@ class EEGInlet:
         gap_tolerance: float = 4.0,
         dejitter: bool = False,
         max_buflen: int = 30,
+        rate_tolerance: float = 0.05,
         info: object | None = None,
     ) -> None:
         import pylsl
@@ -122,6 +127,8 @@ class EEGInlet:
         self._gap_s = gap_tolerance / self.sfreq
         self.counters = InletCounters()
         self._last_data = time.monotonic()
+        self.replay_speed = _replay_speed(full)
+        self._rate = RateMonitor(self.sfreq * self.replay_speed, rate_tolerance)
 
     def open(self, timeout: float = 5.0) -> None:
         """Open the stream, take the first clock offset (blocks ~0.6 s), drop the backlog."""
@@ -134,10 +141,11 @@ class EEGInlet:
     def close(self) -> None:
         self._inlet.close_stream()
 
-    def pull(self, poll: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
-        """Newly arrived samples ``(n, C)`` float32 and their timestamps ``(n,)``.
+    def pull(self, poll: float = 0.005) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Newly arrived samples ``(n, C)`` float32, their timestamps ``(n,)`` and the
+        indices of the samples that follow a gap (0: a gap before this chunk).
 
-        Updates gap and stall counters as a side effect, so whoever pulls also detects.
+        Updates gap, stall and rate counters as a side effect: whoever pulls also detects.
         """
         data, ts = self._inlet.pull_chunk(
             timeout=poll, max_samples=max(64, int(self.sfreq)), min_samples=1, as_numpy=True
@@ -148,41 +156,44 @@ class EEGInlet:
             if c.state == "streaming" and now - self._last_data > self.stall_timeout:
                 c.state = "stalled"
                 c.stalls += 1
+                self._rate.restart()
                 logger.warning(
                     "Stream %r stalled: no sample for %.2f s.",
                     self.description.name, now - self._last_data,
                 )
-            return np.empty((0, self.n_channels), np.float32), np.empty(0)
+            return np.empty((0, self.n_channels), np.float32), np.empty(0), np.empty(0, int)
         ts = np.asarray(ts, dtype=np.float64)
-        self._detect_gaps(ts)
+        breaks = self._detect_gaps(ts)
         if c.state == "stalled":
             logger.warning(
                 "Stream %r resumed after %.2f s.", self.description.name, now - self._last_data
             )
+        if len(breaks):
+            self._rate.restart()
+        self._rate.update(len(ts), now)
+        c.measured_rate, c.rate_mismatch = self._rate.measured, self._rate.mismatch
         c.state = "streaming"
         self._last_data = now
         c.samples_received += len(ts)
         c.last_timestamp = float(ts[-1])
-        return np.asarray(data, dtype=np.float32), ts
+        return np.asarray(data, dtype=np.float32), ts, breaks
 
-    def _detect_gaps(self, ts: np.ndarray) -> None:
+    def _detect_gaps(self, ts: np.ndarray) -> np.ndarray:
+        """Count the gaps before and inside ``ts``; indices of the samples after each."""
         c = self.counters
-        joined = ts if np.isnan(c.last_timestamp) else np.concatenate(([c.last_timestamp], ts))
+        first = np.isnan(c.last_timestamp)
+        joined = ts if first else np.concatenate(([c.last_timestamp], ts))
         steps = np.diff(joined)
         jumps = np.flatnonzero(steps > self._gap_s)
         for j in jumps:
             missing = max(1, round(steps[j] * self.sfreq) - 1)
             c.gaps += 1
             c.samples_lost += missing
-            c.gap_spans.append((float(joined[j]), float(joined[j + 1])))
             logger.warning(
                 "Stream %r: gap of %.1f ms (~%d samples lost) before t=%.3f.",
                 self.description.name, steps[j] * 1e3, missing, joined[j + 1],
             )
-
-    def gap_between(self, t_start: float, t_end: float) -> bool:
-        """Whether a detected gap falls inside ``[t_start, t_end]`` (source clock)."""
-        return any(a < t_end and b > t_start for a, b in list(self.counters.gap_spans))
+        return jumps + 1 if first else jumps
 
 
 class MarkerInlet:
@@ -231,13 +242,15 @@ class Acquisition(threading.Thread):
     def __init__(
         self,
         inlet: EEGInlet,
-        write: Callable[[np.ndarray, np.ndarray], None],
+        write: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
         poll: float = 0.005,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         super().__init__(name="neurorvq-acquisition", daemon=True)
         self.inlet = inlet
         self._write = write
         self._poll = poll
+        self._on_error = on_error
         self._stop_event = threading.Event()
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
@@ -247,16 +260,29 @@ class Acquisition(threading.Thread):
         t0_wall, t0_cpu = time.perf_counter(), time.thread_time()
         try:
             while not self._stop_event.is_set():
-                data, ts = self.inlet.pull(self._poll)
+                data, ts, breaks = self.inlet.pull(self._poll)
                 if len(ts):
-                    self._write(data, ts)
+                    self._write(data, ts, breaks)
                 self.cpu_seconds = time.thread_time() - t0_cpu
                 self.wall_seconds = time.perf_counter() - t0_wall
-        except BaseException as err:  # reported by the runner, never swallowed
+        except Exception as err:  # reported, never swallowed
             self.error = err
             self.inlet.counters.state = "error"
-            logger.exception("Acquisition stopped on an error.")
+            if self._on_error is not None:
+                self._on_error(err)
+            else:
+                logger.exception("Acquisition stopped on an error.")
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop_event.set()
         self.join(timeout)
+
+
+def _replay_speed(info: object) -> float:
+    """The speed factor a player declares in ``desc/replay/speed`` (1 for live streams)."""
+    text = info.desc().child("replay").child_value("speed")
+    try:
+        speed = float(text) if text else 1.0
+    except ValueError:
+        return 1.0
+    return speed if speed > 0 else 1.0

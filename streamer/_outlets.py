@@ -3,35 +3,72 @@
 Every sample a window produces carries the source LSL time (clock-corrected) of that
 window's last sample, so a consumer can line predictions up with the EEG and markers it
 records itself (LabRecorder, mne-lsl) without knowing our processing delay.
+
+Names and source_ids are derived from the input stream (``<input>-NeuroRVQ-Predictions``,
+source_id ``<input source_id>-neurorvq-predictions``) unless configured: two pipelines on
+one network (two rooms, hyperscanning) stay apart, and the same input gives the same
+identities after a restart, so liblsl's ``recover`` reconnects consumers to the right one.
+The reconstruction has its own stream type, ``Reconstruction``, so tools that take "the
+first EEG stream" still find the amplifier.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from neurorvq_stream.engines import MODEL_RATE
+
 from ._lsl import ChannelInfo, write_channels
+from ._quality import FLAG_NAMES
 from ._results import PipelineStatus, WindowResult
 
-PREDICTIONS = "NeuroRVQ-Predictions"
-TOKENS = "NeuroRVQ-Tokens"
-RECONSTRUCTION = "NeuroRVQ-Reconstruction"
-METRICS = "NeuroRVQ-Metrics"
-OUTLET_NAMES = (PREDICTIONS, TOKENS, RECONSTRUCTION, METRICS)
+KINDS = ("Predictions", "Tokens", "Reconstruction", "Metrics")
 
 #: Latency stages reported per window (milliseconds), in metrics channel order.
-STAGES = ("preprocess", "wait", "inference", "publish", "end_to_end")
+STAGES = ("preprocess", "wait", "inference", "end_to_end")
 #: Status counters reported on the metrics outlet, in channel order.
 COUNTERS = (
     "windows_done",
     "windows_dropped",
+    "windows_rejected",
     "deadline_misses",
     "inference_errors",
+    "markers_skipped",
     "queue_depth",
     "samples_lost",
     "gaps",
     "stalls",
 )
-N_BRANCHES, N_LEVELS = 4, 8
+
+
+@dataclass(frozen=True)
+class OutletIdentity:
+    """Name and source_id prefixes of one pipeline's outlets."""
+
+    name: str
+    source_id: str
+
+    @classmethod
+    def derive(cls, input_name: str, input_source_id: str, name: str | None = None,
+               source_id: str | None = None) -> OutletIdentity:
+        """Configured prefixes, or ones derived from the input stream (stable by design)."""
+        return cls(name or f"{input_name}-NeuroRVQ",
+                   source_id or f"{input_source_id or input_name}-neurorvq")
+
+    def stream_name(self, kind: str) -> str:
+        return f"{self.name}-{kind}"
+
+    def stream_source_id(self, kind: str) -> str:
+        return f"{self.source_id}-{kind.lower()}"
+
+
+def metrics_labels(channels: tuple[str, ...]) -> list[str]:
+    """Channel labels of the metrics outlet, in order."""
+    return ([f"latency_{s}" for s in STAGES] + list(COUNTERS) + ["measured_rate_hz",
+            "failed_threads"] + [f"flagged_{name}" for _, name in FLAG_NAMES]
+            + [f"flags_{c}" for c in channels])
 
 
 def _describe_run(info: object, meta: dict[str, str]) -> None:
@@ -44,113 +81,129 @@ class ResultOutlets:
     """Creates the enabled outlets and pushes one window's results to each.
 
     ``meta`` (model paths, engine description, mapping) goes into every outlet's
-    ``desc/neurorvq`` so a recording says what produced it.
+    ``desc/neurorvq`` so a recording says what produced it. ``token_layout`` is the
+    tokenizer's (branches, levels).
     """
 
     def __init__(
         self,
+        identity: OutletIdentity,
         channels: tuple[str, ...],
         n_patches: int,
         hop_samples: int,
         class_names: tuple[str, ...],
         meta: dict[str, str],
-        enabled: tuple[str, ...] = OUTLET_NAMES,
-        source_id: str = "neurorvq-stream",
+        token_layout: tuple[int, int],
+        enabled: tuple[str, ...] = KINDS,
     ) -> None:
         import pylsl
 
-        unknown = sorted(set(enabled) - set(OUTLET_NAMES))
+        unknown = sorted(set(enabled) - set(KINDS))
         if unknown:
-            raise ValueError(f"Unknown outlet(s) {unknown}; valid: {list(OUTLET_NAMES)}.")
-        if not 1 <= hop_samples <= n_patches * 200:
-            raise ValueError(
-                f"hop_samples={hop_samples} must be within 1..{n_patches * 200} (the window)."
-            )
+            raise ValueError(f"Unknown outlet(s) {unknown}; valid: {list(KINDS)}.")
+        window = n_patches * round(MODEL_RATE)
+        if not 1 <= hop_samples <= window:
+            raise ValueError(f"hop_samples={hop_samples} must be within 1..{window} (the window).")
+        self.identity = identity
         self.channels = tuple(channels)
         self.n_patches = n_patches
         self.hop_samples = hop_samples
         self.meta = dict(meta)
-        self._source_id = source_id
         self._enabled = tuple(enabled)
         self.class_names: tuple[str, ...] = ()
         self._outlets: dict[str, object] = {}
-        if PREDICTIONS in enabled and class_names:
+        if "Predictions" in enabled and class_names:
             self._open_predictions(class_names)
-        if TOKENS in enabled:
-            n = N_BRANCHES * N_LEVELS * len(channels) * n_patches
-            info = pylsl.StreamInfo(TOKENS, "Tokens", n, pylsl.IRREGULAR_RATE, "int32",
-                                    f"{source_id}-tokens")
+        if "Tokens" in enabled and token_layout[0]:
+            n_branches, n_levels = token_layout
+            info = self._info("Tokens", n_branches * n_levels * len(channels) * n_patches,
+                              pylsl.IRREGULAR_RATE, "int32")
             layout = info.desc().append_child("layout")
             layout.append_child_value("order", "branch,level,channel,patch")
-            layout.append_child_value("index", "((branch*8 + level)*n_channels + channel)"
-                                      "*n_patches + patch")
-            layout.append_child_value("n_branches", str(N_BRANCHES))
-            layout.append_child_value("n_levels", str(N_LEVELS))
+            layout.append_child_value(
+                "index", f"((branch*{n_levels} + level)*n_channels + channel)*n_patches + patch")
+            layout.append_child_value("n_branches", str(n_branches))
+            layout.append_child_value("n_levels", str(n_levels))
             layout.append_child_value("n_patches", str(n_patches))
             layout.append_child_value("channels", ",".join(channels))
-            _describe_run(info, self.meta)
-            self._outlets[TOKENS] = pylsl.StreamOutlet(info)
-        if RECONSTRUCTION in enabled:
-            info = pylsl.StreamInfo(RECONSTRUCTION, "EEG", len(channels), 200.0, "float32",
-                                    f"{source_id}-reconstruction")
+            self._open("Tokens", info)
+        if "Reconstruction" in enabled and token_layout[0]:
+            info = self._info("Reconstruction", len(channels), MODEL_RATE, "float32")
             write_channels(info, [ChannelInfo(c, "microvolts", "EEG") for c in channels])
-            _describe_run(info, self.meta)
-            self._outlets[RECONSTRUCTION] = pylsl.StreamOutlet(info, chunk_size=hop_samples)
-        if METRICS in enabled:
-            labels = [f"latency_{s}" for s in STAGES] + list(COUNTERS)
-            units = ["ms"] * len(STAGES) + ["count"] * len(COUNTERS)
-            info = pylsl.StreamInfo(METRICS, "Metrics", len(labels), pylsl.IRREGULAR_RATE,
-                                    "float32", f"{source_id}-metrics")
+            self._open("Reconstruction", info, chunk_size=hop_samples)
+        if "Metrics" in enabled:
+            labels = metrics_labels(self.channels)
+            units = (["ms"] * len(STAGES) + ["count"] * len(COUNTERS) + ["Hz", "count"]
+                     + ["channels"] * len(FLAG_NAMES) + ["bitmask"] * len(channels))
+            info = self._info("Metrics", len(labels), pylsl.IRREGULAR_RATE, "float32")
             write_channels(info, [ChannelInfo(lab, u, "metric")
                                   for lab, u in zip(labels, units, strict=True)])
-            _describe_run(info, self.meta)
-            self._outlets[METRICS] = pylsl.StreamOutlet(info)
+            bits = info.desc().append_child("flags")
+            for flag, name in FLAG_NAMES:
+                bits.append_child_value(name, str(int(flag)))
+            self._open("Metrics", info)
+
+    def _info(self, kind: str, n_channels: int, rate: float, fmt: str) -> object:
+        import pylsl
+
+        return pylsl.StreamInfo(self.identity.stream_name(kind), kind, n_channels, rate, fmt,
+                                self.identity.stream_source_id(kind))
+
+    def _open(self, kind: str, info: object, chunk_size: int = 0) -> None:
+        import pylsl
+
+        _describe_run(info, self.meta)
+        self._outlets[kind] = pylsl.StreamOutlet(info, chunk_size=chunk_size)
 
     def _open_predictions(self, class_names: tuple[str, ...]) -> None:
         import pylsl
 
-        info = pylsl.StreamInfo(PREDICTIONS, "Predictions", len(class_names),
-                                pylsl.IRREGULAR_RATE, "float32", f"{self._source_id}-predictions")
+        info = self._info("Predictions", len(class_names), pylsl.IRREGULAR_RATE, "float32")
         write_channels(info, [ChannelInfo(c, "probability", "prediction") for c in class_names])
-        _describe_run(info, self.meta)
         self.class_names = tuple(class_names)
-        self._outlets[PREDICTIONS] = pylsl.StreamOutlet(info)
+        self._open("Predictions", info)
 
     def set_classes(self, class_names: tuple[str, ...], meta: dict[str, str]) -> None:
         """Re-open the predictions outlet when a swapped classifier has other classes."""
         self.meta.update(meta)
-        if PREDICTIONS not in self._enabled or tuple(class_names) == self.class_names:
+        if "Predictions" not in self._enabled or tuple(class_names) == self.class_names:
             return
-        self._outlets.pop(PREDICTIONS, None)
+        self._outlets.pop("Predictions", None)
         self._open_predictions(tuple(class_names))
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(self._outlets)
+        """Stream names of the open outlets."""
+        return tuple(self.identity.stream_name(kind) for kind in self._outlets)
 
     def push(self, result: WindowResult) -> None:
         """Push what ``result`` holds, each outlet stamped with ``result.t_last``."""
         t = result.t_last
-        if result.probabilities is not None and PREDICTIONS in self._outlets:
+        if result.probabilities is not None and "Predictions" in self._outlets:
             probs = np.asarray(result.probabilities, np.float32).reshape(-1)
-            self._outlets[PREDICTIONS].push_sample(probs, t)
-        if result.tokens is not None and TOKENS in self._outlets:
-            tokens = np.asarray(result.tokens)
-            # engine layout [4, 8, (1,) C*A], k = channel*A + patch: flat = the layout index
-            self._outlets[TOKENS].push_sample(tokens.reshape(-1).astype(np.int32), t)
-        if result.reconstruction is not None and RECONSTRUCTION in self._outlets:
-            rec = np.asarray(result.reconstruction, np.float32)
-            rec = rec.reshape(rec.shape[-2], rec.shape[-1])[:, -self.hop_samples:]
-            stamps = t - np.arange(self.hop_samples - 1, -1, -1) / 200.0
-            self._outlets[RECONSTRUCTION].push_chunk(np.ascontiguousarray(rec.T), stamps.tolist())
+            self._outlets["Predictions"].push_sample(probs, t)
+        if result.tokens is not None and "Tokens" in self._outlets:
+            # engine layout [branches, levels, C*A], k = channel*A + patch: flat = the index
+            self._outlets["Tokens"].push_sample(
+                np.asarray(result.tokens).reshape(-1).astype(np.int32), t)
+        if result.reconstruction is not None and "Reconstruction" in self._outlets:
+            rec = np.asarray(result.reconstruction, np.float32)[:, -self.hop_samples:]
+            stamps = t - np.arange(self.hop_samples - 1, -1, -1) / MODEL_RATE
+            self._outlets["Reconstruction"].push_chunk(np.ascontiguousarray(rec.T),
+                                                       stamps.tolist())
 
     def push_metrics(self, result: WindowResult, status: PipelineStatus) -> None:
-        """One metrics sample: the window's stage latencies and the running counters."""
-        if METRICS not in self._outlets:
+        """One metrics sample: the window's latencies, the counters and the quality flags."""
+        if "Metrics" not in self._outlets:
             return
+        counts = dict(status.flag_counts)
+        flags = result.flags if result.flags is not None else np.zeros(len(self.channels))
         row = [result.latency.get(s, float("nan")) for s in STAGES]
         row += [float(getattr(status, c)) for c in COUNTERS]
-        self._outlets[METRICS].push_sample(np.asarray(row, np.float32), result.t_last)
+        row += [status.measured_rate, float(len(status.failed))]
+        row += [float(counts.get(name, 0)) for _, name in FLAG_NAMES]
+        row += [float(bits) for bits in flags]
+        self._outlets["Metrics"].push_sample(np.asarray(row, np.float32), result.t_last)
 
     def close(self) -> None:
         self._outlets.clear()

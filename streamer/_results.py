@@ -1,6 +1,6 @@
 """What the pipeline produces for each window, and where readers pick it up.
 
-The runner writes, the LSL outlets and the Qt display read. Readers never block the
+The inference stage writes, the LSL outlets and the Qt display read. Readers never block the
 writer: the hub keeps the newest results in a bounded history and hands out copies of
 references only (results are immutable once published).
 """
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._quality import flag_names
+
 
 @dataclass(frozen=True)
 class WindowResult:
@@ -20,7 +22,9 @@ class WindowResult:
 
     ``t_last`` is the source LSL time (clock-corrected) of the window's last sample; every
     outlet sample for this window carries it as its timestamp. ``latency`` maps a stage
-    name to milliseconds, like the metrics outlet.
+    name to milliseconds, like the metrics outlet. ``flags`` (C,) uint8 holds each
+    channel's quality flags (``ChannelFlag`` bits); a ``rejected`` window had too many
+    flagged channels to be classified, so it has no probabilities.
     """
 
     index: int
@@ -34,32 +38,61 @@ class WindowResult:
     probabilities: np.ndarray | None = None
     class_names: tuple[str, ...] = ()
     latency: dict[str, float] = field(default_factory=dict)
-    channel_flags: dict[str, str] = field(default_factory=dict)
+    flags: np.ndarray | None = None
+    rejected: bool = False
     markers: tuple[tuple[float, str], ...] = ()
     label: str | None = None
     gap: bool = False
 
+    def flagged_channels(self) -> dict[str, tuple[str, ...]]:
+        """Channel name -> names of its flags, for the channels that have any."""
+        if self.flags is None:
+            return {}
+        return {name: flag_names(int(bits))
+                for name, bits in zip(self.channels, self.flags, strict=True) if bits}
+
 
 @dataclass
 class PipelineStatus:
-    """Counters and descriptions of a running pipeline, for the metrics outlet and display."""
+    """Counters and descriptions of a running pipeline, for the metrics outlet and display.
+
+    ``stream_state`` is the inlet's ("starting", "streaming", "stalled", "stopped");
+    ``failed`` names every pipeline thread that died, with its error: a run with one is in
+    the "error" :attr:`health` whatever the stream does. ``flag_counts`` is how many
+    channels of the newest window carry each flag kind; ``channel_flag_windows`` counts,
+    per channel, the windows in which it was flagged; ``stream_warnings`` hold stream-level
+    doubts (rate, unit) in words.
+    """
 
     stream_name: str = ""
     source_rate: float = 0.0
     n_source_channels: int = 0
     mapping: tuple[tuple[str, str], ...] = ()
     engine: str = ""
+    token_layout: tuple[int, int] = (0, 0)
     stream_state: str = "starting"
     windows_done: int = 0
     windows_dropped: int = 0
+    windows_rejected: int = 0
     deadline_misses: int = 0
     inference_errors: int = 0
+    markers_skipped: int = 0
     samples_received: int = 0
     samples_lost: int = 0
     gaps: int = 0
     stalls: int = 0
     queue_depth: int = 0
+    measured_rate: float = float("nan")
+    flag_counts: tuple[tuple[str, int], ...] = ()
+    channel_flag_windows: tuple[tuple[str, int], ...] = ()
+    stream_warnings: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
     last_error: str = ""
+
+    @property
+    def health(self) -> str:
+        """"error" when a pipeline thread died, else the stream's state."""
+        return "error" if self.failed else self.stream_state
 
 
 class ResultHub:

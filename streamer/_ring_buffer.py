@@ -1,4 +1,4 @@
-"""Fixed-memory ring buffer of samples and their LSL timestamps at the source rate.
+"""Fixed-memory ring buffer of samples, their LSL timestamps and segments, at the source rate.
 
 The acquisition thread must never wait for inference or the display, so the buffer is
 preallocated once and writing is a couple of array copies. Readers address samples by a
@@ -12,6 +12,12 @@ complete samples. A reader that falls more than ``capacity`` samples behind gets
 ``BufferOverrunError`` instead of silently mixed data. No lock is needed: before copying,
 the writer announces how far it is about to write (``_claimed``), and a reader validates
 its copy against that announcement after copying.
+
+Segments and flags: the writer says where a gap interrupted the stream (``breaks``) and
+what it knows about a chunk as a whole (``flags``: ``ChannelFlag`` bits such as a rate
+mismatch); each sample carries the number of its gap-free segment and those flags, so a
+reader learns them from the data it reads, however it slices the counts, and nobody has
+to detect them a second time.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class RingBuffer:
         self.capacity = int(capacity)
         self._data = np.zeros((self.capacity, self.n_channels), dtype=dtype)
         self._times = np.zeros(self.capacity, dtype=np.float64)
+        self._segments = np.zeros(self.capacity, dtype=np.int64)
+        self._flags = np.zeros(self.capacity, dtype=np.uint8)
+        self._segment = 0
         self._n_written = 0
         self._claimed = 0
 
@@ -44,8 +53,18 @@ class RingBuffer:
         """Total number of samples ever written (monotonic; never wraps)."""
         return self._n_written
 
-    def write(self, samples: np.ndarray, timestamps: np.ndarray) -> None:
-        """Append ``samples`` (n, n_channels) with their ``timestamps`` (n,)."""
+    def write(
+        self,
+        samples: np.ndarray,
+        timestamps: np.ndarray,
+        breaks: np.ndarray | None = None,
+        flags: int = 0,
+    ) -> None:
+        """Append ``samples`` (n, n_channels) with their ``timestamps`` (n,).
+
+        ``breaks`` are indices into this chunk of samples that follow a gap (0 for a gap
+        before the chunk); each starts a new segment. ``flags`` apply to every sample.
+        """
         samples = np.asarray(samples)
         timestamps = np.asarray(timestamps, dtype=np.float64)
         if samples.ndim != 2 or samples.shape[1] != self.n_channels:
@@ -61,23 +80,36 @@ class RingBuffer:
         n = samples.shape[0]
         if n == 0:
             return
+        starts = np.zeros(n, dtype=np.int64)
+        if breaks is not None and len(breaks):
+            np.add.at(starts, np.asarray(breaks, dtype=np.int64), 1)
+        segments = self._segment + np.cumsum(starts)
+        self._segment = int(segments[-1])
         end = self._n_written + n
         self._claimed = end
         if n > self.capacity:
             # Only the newest `capacity` samples can survive; the older ones are counted.
-            samples, timestamps = samples[n - self.capacity :], timestamps[n - self.capacity :]
+            keep = slice(n - self.capacity, n)
+            samples, timestamps, segments = samples[keep], timestamps[keep], segments[keep]
             n = self.capacity
         start = (end - n) % self.capacity
         first = min(n, self.capacity - start)
         self._data[start : start + first] = samples[:first]
         self._times[start : start + first] = timestamps[:first]
+        self._segments[start : start + first] = segments[:first]
+        self._flags[start : start + first] = flags
         if first < n:
+            self._flags[: n - first] = flags
             self._data[: n - first] = samples[first:]
             self._times[: n - first] = timestamps[first:]
+            self._segments[: n - first] = segments[first:]
         self._n_written = end
 
-    def read(self, start_count: int, stop_count: int) -> tuple[np.ndarray, np.ndarray]:
-        """Copy samples with counts in ``[start_count, stop_count)`` and their timestamps."""
+    def read(
+        self, start_count: int, stop_count: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the samples with counts in ``[start_count, stop_count)``, their
+        timestamps, segment numbers and flags."""
         if not 0 <= start_count <= stop_count <= self._n_written:
             raise ValueError(
                 f"RingBuffer.read range [{start_count}, {stop_count}) is invalid: it must "
@@ -93,6 +125,8 @@ class RingBuffer:
         idx = (start + np.arange(n)) % self.capacity
         data = self._data[idx]
         times = self._times[idx]
+        segments = self._segments[idx]
+        flags = self._flags[idx]
         # Re-check after copying: if the writer lapped `start_count` meanwhile, data is mixed.
         if self._claimed - start_count > self.capacity:
             raise BufferOverrunError(
@@ -100,10 +134,4 @@ class RingBuffer:
                 f"{self._claimed}, capacity {self.capacity}); the reader fell behind. "
                 "Enlarge the buffer or read more often."
             )
-        return data, times
-
-    def latest(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Copy the newest ``n`` samples (fewer if fewer were written) and their timestamps."""
-        stop = self._n_written
-        start = max(0, stop - min(n, self.capacity))
-        return self.read(start, stop)
+        return data, times, segments, flags

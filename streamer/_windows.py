@@ -1,7 +1,7 @@
 """Cut the preprocessed 200 Hz stream into model windows, never across a gap.
 
-Two schedulers share the same input (``feed(samples, times)`` with samples of shape
-(n, C) and their source-clock times):
+Two schedulers share the same input (``feed(samples, times, flags)`` with samples of
+shape (n, C), their source-clock times and optional per-sample quality flags):
 
 - ``SlidingWindows``: every ``hop`` samples, the newest ``A * 200`` samples. Window ends
   fall on fixed sample counts since the stream (re)started, so the windows are the same
@@ -11,11 +11,11 @@ Two schedulers share the same input (``feed(samples, times)`` with samples of sh
 
 A gap is a jump between consecutive sample times larger than ``max_step_s`` either way
 (default 0.1 s: loose enough for timestamps that were not dejittered, which advance in
-chunk-sized steps), or an explicit ``mark_gap()`` from the runner, which detects gaps on
-the raw stream with its own tolerance and resets the preprocessor. After a gap both
+chunk-sized steps), or an explicit ``mark_gap()`` from the processing stage, which learns
+of gaps on the raw stream from the inlet and resets the preprocessor. After a gap both
 schedulers discard what came before and start accumulating again, so no window mixes
 data across it; the first sliding window after a gap carries ``gap=True``, and marker
-windows that would have spanned one are dropped and counted in ``n_dropped``.
+windows that would have spanned one are skipped and counted in ``n_skipped``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
+
 _DEFAULT_MAX_STEP_S = 0.1
 
 
@@ -35,7 +37,10 @@ class Window:
 
     ``t_last`` is the source time of the last sample. ``gap`` says that data before this
     window was discarded because of a gap. ``label``/``marker_time`` come from the marker
-    that locked the window (None for sliding windows).
+    that locked the window (None for sliding windows). ``flags`` (C,) uint8 holds the
+    quality flags of its samples (``ChannelFlag`` bits), ``markers`` the ``(time, label)``
+    events that fall inside it; ``rejected`` says it has too many flagged channels to be
+    classified (both set by the processing stage's quality check).
     """
 
     index: int
@@ -44,6 +49,14 @@ class Window:
     gap: bool
     label: str | None = None
     marker_time: float | None = None
+    flags: np.ndarray | None = None
+    markers: tuple[tuple[float, str], ...] = ()
+    rejected: bool = False
+
+    @property
+    def t_first(self) -> float:
+        """Source time just before the first sample (markers at it belong to the last one)."""
+        return self.t_last - self.data.shape[1] / MODEL_RATE
 
 
 class _GapAwareHistory(ABC):
@@ -57,7 +70,7 @@ class _GapAwareHistory(ABC):
         self._history_len = int(history)
         self._data: np.ndarray | None = None
         self._times = np.empty(0)
-        self.n_gaps = 0
+        self._flags: np.ndarray | None = None
         self._gap_pending = False
         self._n_emitted = 0
         self._count = 0  # samples since the stream (re)started
@@ -66,12 +79,15 @@ class _GapAwareHistory(ABC):
         """Declare a gap before the next fed sample (the runner saw one upstream)."""
         self._data = None
         self._times = np.empty(0)
+        self._flags = None
         self._count = 0
         self._gap_pending = True
-        self.n_gaps += 1
 
-    def feed(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
-        """Add new samples (n, C) with their times (n,); return the windows now complete."""
+    def feed(
+        self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray | None = None
+    ) -> list[Window]:
+        """Add new samples (n, C) with their times (n,) and optional flags (n, C) uint8;
+        return the windows now complete."""
         samples = np.asarray(samples, dtype=np.float32)
         times = np.asarray(times, dtype=np.float64)
         if samples.ndim != 2 or times.shape != (samples.shape[0],):
@@ -79,6 +95,11 @@ class _GapAwareHistory(ABC):
                 f"feed expects samples of shape (n, n_channels) and times of shape (n,), got "
                 f"{samples.shape} and {times.shape}."
             )
+        if flags is None:
+            flags = np.zeros(samples.shape, np.uint8)
+        elif flags.shape != samples.shape:
+            raise ValueError(f"feed got flags of shape {flags.shape} for samples "
+                             f"{samples.shape}; give one flag byte per sample and channel.")
         if self._data is not None and samples.shape[1] != self._data.shape[1]:
             raise ValueError(
                 f"feed got {samples.shape[1]} channels after {self._data.shape[1]}; the "
@@ -97,31 +118,33 @@ class _GapAwareHistory(ABC):
             if i > 0:
                 self.mark_gap()
             if b > a:
-                windows.extend(self._extend(samples[a:b], times[a:b]))
+                windows.extend(self._extend(samples[a:b], times[a:b], flags[a:b]))
         return windows
 
     @abstractmethod
-    def _extend(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
+    def _extend(self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray) -> list[Window]:
         """Take one gap-free segment; return the windows it completes."""
 
-    def _append(self, samples: np.ndarray, times: np.ndarray) -> None:
+    def _append(self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray) -> None:
         self._count += samples.shape[0]
-        if self._data is None:
+        if self._data is None or self._flags is None:
             # Copies: the caller may reuse its buffers after feed returns.
-            self._data, self._times = samples.copy(), times.copy()
+            self._data, self._times, self._flags = samples.copy(), times.copy(), flags.copy()
         else:
             self._data = np.concatenate([self._data, samples])
             self._times = np.concatenate([self._times, times])
+            self._flags = np.concatenate([self._flags, flags])
 
     def _trim(self) -> None:
         if self._data is not None and self._data.shape[0] > self._history_len:
             self._data = self._data[-self._history_len :]
             self._times = self._times[-self._history_len :]
+            self._flags = self._flags[-self._history_len :]
 
     def _make_window(
         self, start: int, stop: int, label: str | None, marker: float | None
     ) -> Window:
-        assert self._data is not None
+        assert self._data is not None and self._flags is not None
         window = Window(
             index=self._n_emitted,
             data=np.ascontiguousarray(self._data[start:stop].T),
@@ -129,6 +152,7 @@ class _GapAwareHistory(ABC):
             gap=self._gap_pending,
             label=label,
             marker_time=marker,
+            flags=np.bitwise_or.reduce(self._flags[start:stop], axis=0),
         )
         self._gap_pending = False
         self._n_emitted += 1
@@ -142,21 +166,21 @@ class SlidingWindows(_GapAwareHistory):
         self,
         n_patches: int = 4,
         hop_s: float = 0.5,
-        rate: float = 200.0,
+        rate: float = MODEL_RATE,
         max_step_s: float | None = None,
     ) -> None:
         if n_patches < 1:
             raise ValueError(f"n_patches must be >= 1, got {n_patches}.")
-        self.length = n_patches * round(rate)  # 1 s patches
+        self.length = n_patches * PATCH_SAMPLES
         self.hop = round(hop_s * rate)
         if self.hop < 1:
             raise ValueError(f"hop_s={hop_s} is shorter than one sample at {rate} Hz.")
         super().__init__(rate, self.length, max_step_s)
         self.n_patches = int(n_patches)
 
-    def _extend(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
+    def _extend(self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray) -> list[Window]:
         before = self._count
-        self._append(samples, times)
+        self._append(samples, times, flags)
         assert self._data is not None
         offset = self._count - self._data.shape[0]  # count of self._data[0]
         # Window ends at counts length + j * hop, for those that just became complete.
@@ -174,25 +198,26 @@ class MarkerLockedWindows(_GapAwareHistory):
     """One window per marker: ``length_patches`` seconds starting at ``marker + offset_s``.
 
     Markers may arrive before or after their data, as long as the data is still within
-    ``history_s``; older ones are dropped and counted in ``n_dropped``.
+    ``history_s``; older ones (or ones whose window would span a gap) are skipped and
+    counted in ``n_skipped``.
     """
 
     def __init__(
         self,
         offset_s: float = 0.0,
         length_patches: int = 1,
-        rate: float = 200.0,
+        rate: float = MODEL_RATE,
         history_s: float = 10.0,
         max_step_s: float | None = None,
     ) -> None:
         if length_patches < 1:
             raise ValueError(f"length_patches must be >= 1, got {length_patches}.")
-        self.length = length_patches * round(rate)
+        self.length = length_patches * PATCH_SAMPLES
         history = max(round(history_s * rate), self.length)
         super().__init__(rate, history, max_step_s)
         self.offset_s = float(offset_s)
         self.n_patches = int(length_patches)
-        self.n_dropped = 0
+        self.n_skipped = 0
         self._pending: list[tuple[float, str]] = []
 
     def add_marker(self, time: float, label: str) -> list[Window]:
@@ -201,8 +226,8 @@ class MarkerLockedWindows(_GapAwareHistory):
         self._pending.sort(key=lambda marker: marker[0])
         return self._collect()
 
-    def _extend(self, samples: np.ndarray, times: np.ndarray) -> list[Window]:
-        self._append(samples, times)
+    def _extend(self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray) -> list[Window]:
+        self._append(samples, times, flags)
         windows = self._collect()
         self._trim()
         return windows
@@ -217,7 +242,7 @@ class MarkerLockedWindows(_GapAwareHistory):
             start_time = marker_time + self.offset_s
             start = int(np.searchsorted(self._times, start_time - half))
             if start_time < self._times[0] - half:
-                self.n_dropped += 1  # its start is gone: trimmed away or before a gap
+                self.n_skipped += 1  # its start is gone: trimmed away or before a gap
             elif start + self.length <= self._times.size:
                 windows.append(self._make_window(start, start + self.length, label, marker_time))
             else:

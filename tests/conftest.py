@@ -1,6 +1,8 @@
-"""Test-wide set-up: loopback-only LSL and offscreen Qt before anything imports them.
+"""Test-wide set-up and shared fixtures.
 
-Keep this the only ``conftest.py``: tests import ``PARITY_DIR`` from it by module name.
+Loopback-only LSL and offscreen Qt are set before anything imports them (liblsl reads its
+configuration once). The parity checkpoints and the preprocessed bundled recording are
+shared as fixtures, so no test file builds its own copy of them.
 """
 
 import os
@@ -9,16 +11,33 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Set before pylsl is imported anywhere: liblsl reads its configuration once.
 os.environ.setdefault("LSLAPICFG", str(REPO / "streamer" / "lsl_api_loopback.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# Kept for the engine tests' module-level parametrization; use the fixtures elsewhere.
 PARITY_DIR = REPO / "tests" / "fixtures" / "parity_v1"
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """The authors' outputs and small random-weight checkpoints (official key format)."""
+    return PARITY_DIR
+
+
+@pytest.fixture(scope="session")
+def parity_tokenizer(parity_dir: Path) -> Path:
+    return parity_dir / "tokenizer.pt"
+
+
+@pytest.fixture(scope="session")
+def parity_classifier(parity_dir: Path) -> Path:
+    """A fine-tuned foundation model with a 4-class head."""
+    return parity_dir / "foundation_model.pt"
 
 
 @pytest.fixture(scope="session")
 def s01():
     """sub-s01 through the live preprocessing and BioSemi -> NeuroRVQ position mapping."""
-    from training import load_recording
+    from neurorvq_stream.training import load_preprocessed
 
-    return load_recording("s01")
+    return load_preprocessed("s01")

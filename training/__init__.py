@@ -1,16 +1,18 @@
-"""Training, evaluation and live calibration of NeuroRVQ models on real EEG.
+"""Training, evaluation and calibration of NeuroRVQ models on real EEG.
 
 Offline data goes through the live pipeline's own preprocessing, channel mapping and
-window cutting (``_data``), so what is trained here is what runs online.
+window cutting (``_data``), so what is trained here is what runs online. Entry points:
+``python -m neurorvq_stream.training.train_defaults`` (the shipped models),
+``python -m neurorvq_stream.training.evaluate`` (the results table) and
+``neurorvq-stream calibrate`` (a head from live or recorded labelled epochs).
 """
 
 from ._data import (
     CHECKER_CLASSES,
-    Recording,
+    PreprocessedRecording,
     continuous_windows,
-    load_recording,
+    load_preprocessed,
     marker_epochs,
-    recording_files,
 )
 from ._finetune import FinetuneConfig, finetune, predict_proba
 from ._pretraining import PretrainConfig, new_foundation_model, pretrain_foundation_model
@@ -24,18 +26,17 @@ from ._tokenizer_training import (
 __all__ = [
     "CHECKER_CLASSES",
     "FinetuneConfig",
+    "PreprocessedRecording",
     "PretrainConfig",
-    "Recording",
     "TokenizerTrainConfig",
     "continuous_windows",
     "evaluate_tokenizer",
     "finetune",
-    "load_recording",
+    "load_preprocessed",
     "marker_epochs",
     "new_foundation_model",
     "new_tokenizer",
     "predict_proba",
     "pretrain_foundation_model",
-    "recording_files",
     "train_tokenizer",
 ]

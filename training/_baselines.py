@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-RATE = 200.0
+from neurorvq_stream.engines import MODEL_RATE
 
 
 class AverageReferenceDecimate(BaseEstimator, TransformerMixin):
@@ -32,7 +32,7 @@ class AverageReferenceDecimate(BaseEstimator, TransformerMixin):
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         x = x - x.mean(axis=1, keepdims=True)
-        x = x[:, :, round(self.tmin * RATE) : round(self.tmax * RATE)]
+        x = x[:, :, round(self.tmin * MODEL_RATE) : round(self.tmax * MODEL_RATE)]
         # Mean over each decimation block (a boxcar anti-alias) rather than plain picking.
         n = x.shape[2] // self.step * self.step
         x = x[:, :, :n].reshape(*x.shape[:2], -1, self.step).mean(axis=3)

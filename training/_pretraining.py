@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from engines import NeuroRVQConfig, NeuroRVQFoundationModel, NeuroRVQTokenizer
+from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQFoundationModel, NeuroRVQTokenizer
 
 from ._batches import random_batch
 from ._checkpointing import load_state, save_state, seed_everything

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from engines import NeuroRVQConfig, NeuroRVQTokenizer
+from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQTokenizer
 
 from ._batches import random_batch
 from ._checkpointing import load_state, save_state, seed_everything

@@ -2,18 +2,14 @@
 
 The epochs come out of the live pipeline itself (``streamer.Pipeline`` in marker mode, no
 model attached, no outlets), so calibration data are preprocessed, channel-mapped and cut
-exactly as the windows the new head will classify. A running pipeline that watches its
-classifier file (``models.watch_classifier``) swaps the new head in without restarting.
-
-CLI (called by ``neurorvq-stream calibrate``)::
-
-    python -m training.calibrate --stream EEG --markers MARKERS \\
-        --classes checker-left checker-right --n-per-class 40 --output models/my_head.safetensors
+exactly as the windows the new head will classify: the same ``RunConfig`` (stream,
+preprocessing, windows) describes both. A running pipeline that watches its classifier
+file (``models.watch_classifier``) swaps the new head in without restarting. The command
+line is ``neurorvq-stream calibrate``.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,31 +18,39 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from tqdm.auto import tqdm
 
-from engines import build_foundation_model, save_checkpoint, shipped_model
-from streamer._config import (
-    MappingConfig,
-    MarkerConfig,
-    ModelConfig,
-    OutletConfig,
-    RunConfig,
-    StreamConfig,
-    WindowConfig,
+from neurorvq_stream.engines import (
+    PATCH_SAMPLES,
+    build_foundation_model,
+    save_checkpoint,
+    shipped_model,
 )
-from streamer._results import ResultHub
-from streamer._runner import Pipeline
+from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig
 
 from ._cards import write_card
 from ._finetune import HEAD_RECIPE, FinetuneConfig, finetune, predict_proba
 
-DEFAULT_FOUNDATION = shipped_model("foundation")
+
+def epoch_config(config: RunConfig) -> RunConfig:
+    """``config`` as a recorder of marker-locked epochs: no models, no outlets.
+
+    Stream, preprocessing, mapping and window settings are kept: they are the spec the
+    calibrated head will be applied with.
+    """
+    if not config.markers.enabled:
+        raise ValueError("Calibration needs a marker stream: give --markers NAME "
+                         "(markers.name in the config).")
+    return config.override(**{
+        "windows.mode": "markers", "models.tokenizer": "none", "models.classifier": "none",
+        "models.watch_classifier": False, "outlets.predictions": False,
+        "outlets.tokens": False, "outlets.reconstruction": False, "outlets.metrics": False,
+    })
 
 
 def record_epochs(
-    eeg_stream: str, marker_stream: str, classes: Sequence[str], n_per_class: int,
-    offset: float = 0.0, n_patches: int = 1, montage: str | None = None,
-    line_freq: float = 50.0, timeout: float | None = None, progress: bool = True,
+    config: RunConfig, classes: Sequence[str], n_per_class: int,
+    timeout: float | None = None, progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Collect ``n_per_class`` marker-locked windows per class from live streams.
+    """Collect ``n_per_class`` marker-locked windows per class from the live streams.
 
     Returns ``X`` (n, C, n_patches*200) uV, ``y`` (indices into ``classes``) and the mapped
     NeuroRVQ channel names. Markers with other labels are ignored. ``timeout`` (s) bounds
@@ -56,17 +60,7 @@ def record_epochs(
         raise ValueError(f"Calibration needs at least two distinct classes, got {list(classes)}.")
     if n_per_class < 2:
         raise ValueError(f"n_per_class must be >= 2 (got {n_per_class}).")
-    config = RunConfig(
-        stream=StreamConfig(name=eeg_stream),
-        markers=MarkerConfig(name=marker_stream),
-        windows=WindowConfig(n_patches=n_patches, hop=1.0, mode="markers",
-                             marker_offset=offset, marker_length=n_patches),
-        mapping=MappingConfig(montage=montage),
-        models=ModelConfig(tokenizer="none", classifier="none", watch_classifier=False),
-        outlets=OutletConfig(predictions=False, tokens=False, reconstruction=False,
-                             metrics=False),
-    )
-    config.preprocessing.line_freq = line_freq
+    config = epoch_config(config)
     labels = {name: i for i, name in enumerate(classes)}
     hub = ResultHub(history=10 * n_per_class * len(classes))
     xs: list[np.ndarray] = []
@@ -81,7 +75,8 @@ def record_epochs(
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"Calibration timed out after {timeout} s with {counts} epochs of the "
-                    f"{n_per_class} per class asked for; check that '{marker_stream}' sends "
+                    f"{n_per_class} per class asked for; check that "
+                    f"'{config.markers.name}' sends "
                     f"the labels {list(classes)}."
                 )
             for result in hub.wait_for(last, timeout=0.5):
@@ -97,9 +92,8 @@ def record_epochs(
 
 
 def calibrate(
-    eeg_stream: str, marker_stream: str, classes: list[str], n_per_class: int, output: Path,
-    foundation_model: Path = DEFAULT_FOUNDATION, offset: float = 0.0, n_patches: int = 1,
-    montage: str | None = None, line_freq: float = 50.0, timeout: float | None = None,
+    config: RunConfig, classes: list[str], n_per_class: int, output: Path,
+    foundation_model: Path | None = None, timeout: float | None = None,
     recipe: FinetuneConfig | None = None, progress: bool = True,
 ) -> Path:
     """Record epochs from live streams, fine-tune a head on ``foundation_model``, save it.
@@ -111,8 +105,14 @@ def calibrate(
     if output.suffix not in (".safetensors", ".pt"):
         raise ValueError(f"Output {str(output)!r} must end in .safetensors (or .pt).")
     recipe = recipe or HEAD_RECIPE
-    x, y, channels = record_epochs(eeg_stream, marker_stream, classes, n_per_class, offset,
-                                   n_patches, montage, line_freq, timeout, progress)
+    foundation_model = foundation_model or shipped_model("foundation")
+    if foundation_model is None:
+        raise FileNotFoundError("No foundation model given and none shipped: pass "
+                                "--foundation-model PATH.")
+    x, y, channels = record_epochs(config, classes, n_per_class, timeout, progress)
+    offset = config.windows.marker_offset
+    n_patches = x.shape[2] // PATCH_SAMPLES
+    eeg_stream, marker_stream = config.stream.name, config.markers.name
     n_out = 1 if len(classes) == 2 else len(classes)
     head = build_foundation_model(foundation_model, n_out=n_out, pretraining_heads=False)
     t0 = time.time()
@@ -139,39 +139,3 @@ def calibrate(
                                 "training balanced accuracy": float(train_acc),
                                 "seconds": round(seconds, 1)}})
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of :func:`calibrate`, shared by ``neurorvq-stream calibrate`` and ``-m``."""
-    parser.add_argument("--stream", required=True, help="name of the EEG LSL stream")
-    parser.add_argument("--markers", required=True, help="name of the marker LSL stream")
-    parser.add_argument("--classes", nargs="+", required=True, help="marker labels to learn")
-    parser.add_argument("--n-per-class", type=int, default=40)
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--foundation-model", type=Path, default=DEFAULT_FOUNDATION)
-    parser.add_argument("--offset", type=float, default=0.0, help="window start - marker (s)")
-    parser.add_argument("--patches", type=int, default=1, help="window length (1 s patches)")
-    parser.add_argument("--montage", default=None, help="e.g. biosemi128 for coded labels")
-    parser.add_argument("--line-freq", type=float, default=50.0)
-    parser.add_argument("--timeout", type=float, default=None)
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Calibrate with parsed :func:`add_arguments` options; returns the exit code."""
-    path = calibrate(args.stream, args.markers, args.classes, args.n_per_class, args.output,
-                     args.foundation_model, args.offset, args.patches, args.montage,
-                     args.line_freq, args.timeout)
-    print(f"Saved calibrated head to {path}. A pipeline running with --classifier {path} "
-          "picks up later re-calibrations of that file without restarting.")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line for :func:`calibrate`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,46 +8,22 @@ s01 -> s02 cell of the shipped-head row is the shipped head itself (trained on s
 only), every other NeuroRVQ cell fine-tunes a fresh head from the shipped FM on the
 training part of that split.
 
-Run: ``python -m training.evaluate`` (prints a markdown table).
+Run: ``python -m neurorvq_stream.training.evaluate`` (prints a markdown table).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import StratifiedKFold
+
+from neurorvq_stream.engines import shipped_model
 
 from ._baselines import baselines
-from ._data import CHECKER_CLASSES, Recording, load_recording, marker_epochs
-
-FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-COLUMNS = ("s01 -> s02", "s02 -> s01", "CV s01 (5-fold)", "CV s02 (5-fold)")
-
-
-def _cv_score(fit_predict: FitPredict, x: np.ndarray, y: np.ndarray, seed: int) -> float:
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    scores = [
-        balanced_accuracy_score(y[test], fit_predict(x[train], y[train], x[test]))
-        for train, test in folds.split(x, y)
-    ]
-    return float(np.mean(scores))
-
-
-def score_method(
-    fit_predict: FitPredict, epochs: dict[str, tuple[np.ndarray, np.ndarray]], seed: int = 0
-) -> dict[str, float]:
-    """Balanced accuracy of one method in every column of the table."""
-    (x1, y1), (x2, y2) = epochs["s01"], epochs["s02"]
-    return {
-        COLUMNS[0]: float(balanced_accuracy_score(y2, fit_predict(x1, y1, x2))),
-        COLUMNS[1]: float(balanced_accuracy_score(y1, fit_predict(x2, y2, x1))),
-        COLUMNS[2]: _cv_score(fit_predict, x1, y1, seed),
-        COLUMNS[3]: _cv_score(fit_predict, x2, y2, seed),
-    }
+from ._data import CHECKER_CLASSES, PreprocessedRecording, load_preprocessed, marker_epochs
+from ._neurorvq_eval import neurorvq_rows
+from ._scoring import COLUMNS, FitPredict, score_method
 
 
 def baseline_fit_predict(name: str) -> FitPredict:
@@ -61,7 +37,7 @@ def baseline_fit_predict(name: str) -> FitPredict:
 
 
 def checker_epochs(
-    recordings: dict[str, Recording], offset: float = 0.0, n_patches: int = 1
+    recordings: dict[str, PreprocessedRecording], offset: float = 0.0, n_patches: int = 1
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(X, y) checkerboard left/right epochs per subject, cut as the live ERP window."""
     out = {}
@@ -83,11 +59,14 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Print the results table (baselines, then NeuroRVQ rows if models are given)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=Path, default=Path(__file__).parents[1] / "models")
+    parser.add_argument("--foundation-model", type=Path, default=shipped_model("foundation"),
+                        help="FM to tune heads on (default: the shipped one)")
+    parser.add_argument("--classifier", type=Path, default=shipped_model("classifier"),
+                        help="head to score s01 -> s02 (default: the shipped one)")
     parser.add_argument("--no-neurorvq", action="store_true", help="baselines only")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    recordings = {s: load_recording(s) for s in ("s01", "s02")}
+    recordings = {s: load_preprocessed(s) for s in ("s01", "s02")}
     epochs = checker_epochs(recordings)
     channels = recordings["s01"].channels
     for subject, (x, y) in epochs.items():
@@ -96,9 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = {name: score_method(baseline_fit_predict(name), epochs, args.seed)
             for name in baselines()}
     if not args.no_neurorvq:
-        from ._neurorvq_eval import neurorvq_rows
-
-        rows |= neurorvq_rows(epochs, channels, args.models, args.seed)
+        rows |= neurorvq_rows(epochs, channels, args.foundation_model, args.classifier,
+                              args.seed)
     print(format_table(rows))
 
 

@@ -9,7 +9,8 @@ serves for the held-out numbers written into the model cards. Steps:
 3. checkerboard left vs right head fine-tuned from the FM on sub-s01's marker-locked 1 s
    epochs (published recipe; ``--quick`` trains the head only).
 
-Run: ``python -m training.train_defaults [--quick] [--out models] [--device cpu|cuda]``.
+Run: ``python -m neurorvq_stream.training.train_defaults [--quick] [--out DIR]
+[--device cpu|cuda]``.
 Interrupted runs resume from ``--work-dir``; the seeds are fixed.
 """
 
@@ -25,10 +26,15 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
-from engines import NeuroRVQConfig, build_foundation_model, save_checkpoint
+from neurorvq_stream.engines import (
+    NeuroRVQConfig,
+    build_foundation_model,
+    save_checkpoint,
+    shipped_models_dir,
+)
 
 from ._cards import write_card
-from ._data import CHECKER_CLASSES, continuous_windows, load_recording, marker_epochs
+from ._data import CHECKER_CLASSES, continuous_windows, load_preprocessed, marker_epochs
 from ._finetune import HEAD_RECIPE, FinetuneConfig, finetune, predict_proba
 from ._pretraining import PretrainConfig, new_foundation_model, pretrain_foundation_model
 from ._tokenizer_training import (
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     """Train, save and describe the three default models."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few hundred steps (minutes)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "models")
+    parser.add_argument("--out", type=Path, default=shipped_models_dir())
     parser.add_argument("--work-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "neurorvq_train_defaults")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -111,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     work = args.work_dir / plan_name
     args.out.mkdir(parents=True, exist_ok=True)
 
-    train = load_recording("s01")
-    held = load_recording("s02")
+    train = load_preprocessed("s01")
+    held = load_preprocessed("s02")
     channels = train.channels
     windows = continuous_windows(train, n_patches=4, hop_s=2.0, start_s=5.0)
     held_windows = continuous_windows(held, n_patches=4, hop_s=8.0, start_s=5.0)

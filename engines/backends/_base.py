@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engines import NeuroRVQConfig, PreparedWindow, logits_to_probabilities, prepare_window
-
-PATCH = 200
+from .._api import PreparedWindow, logits_to_probabilities, prepare_window
+from .._config import NeuroRVQConfig
+from .._format import PATCH_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class InferenceEngine(ABC):
 
     def warmup(self, channels: Sequence[str], n_patches: int, repeats: int = 2) -> None:
         """Run a zero window so lazy allocations, kernel selection and graph capture happen now."""
-        x = np.zeros((len(channels), n_patches * PATCH), dtype=np.float32)
+        x = np.zeros((len(channels), n_patches * PATCH_SAMPLES), dtype=np.float32)
         for _ in range(repeats):
             self.run(x, channels, reconstruct=True)
 
@@ -97,7 +97,7 @@ class InferenceEngine(ABC):
             raise RuntimeError(f"{self.name}: no model loaded; call load() first.")
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             raise ValueError(
-                f"run() takes one window, a numpy array (channels, A*{PATCH}); got "
+                f"run() takes one window, a numpy array (channels, A*{PATCH_SAMPLES}); got "
                 f"{getattr(x, 'shape', type(x).__name__)}."
             )
         w = prepare_window(x[None], channels, self.config)

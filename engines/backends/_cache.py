@@ -21,6 +21,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 METADATA = "metadata.json"
+#: Environment variable that moves the engine cache (shared lab machines, read-only homes).
+CACHE_ENV = "NEURORVQ_CACHE_DIR"
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -36,6 +38,20 @@ def file_sha256(path: str | Path) -> str:
                 digest.update(block)
         _HASHES[memo] = digest.hexdigest()
     return _HASHES[memo]
+
+
+def default_cache_dir() -> Path:
+    """Where built artifacts live: ``$NEURORVQ_CACHE_DIR``, else the user's cache folder.
+
+    Per user and outside the working directory, so a pipeline run never leaves build
+    output in whatever folder it was started from.
+    """
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("neurorvq-stream")) / "engines"
 
 
 def cpu_name() -> str:
@@ -88,8 +104,8 @@ class CacheKey:
 class EngineCache:
     """Folder of cache entries; ``get_or_build`` is the only way in, so staleness is checked."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
 
     def entry(self, key: CacheKey) -> Path:
         return self.root / key.folder_name()

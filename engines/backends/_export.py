@@ -13,9 +13,10 @@ from pathlib import Path
 
 import onnx
 
-from engines import NeuroRVQConfig, load_classifier, load_tokenizer, sidecar_path
-from engines.onnx_export import export_classifier, export_decoder, export_tokenizer
-
+from .._api import load_classifier, load_tokenizer
+from .._checkpoint import sidecar_path
+from .._config import NeuroRVQConfig
+from ..onnx_export import export_classifier, export_decoder, export_tokenizer
 from ._cache import CacheKey, EngineCache, file_sha256, library_versions
 
 GRAPH_FILES = {"tokenize": "tokenize.onnx", "decode": "decode.onnx", "classify": "classify.onnx"}

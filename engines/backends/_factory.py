@@ -16,7 +16,6 @@ from ._base import InferenceEngine
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
-DEFAULT_CACHE = Path("engines_cache")
 
 
 def _ort_providers() -> list[str]:
@@ -80,14 +79,13 @@ def _build(
     tokenizer: Path | None,
     classifier: Path | None,
     precision: str,
-    cache_dir: Path,
+    cache_dir: Path | None,
     threads: int | None,
 ) -> InferenceEngine:
     if backend == "pytorch":
         import torch
 
-        from engines import load_classifier, load_tokenizer
-
+        from .._api import load_classifier, load_tokenizer
         from ._torch import TorchEngine
 
         if threads is not None:
@@ -122,7 +120,7 @@ def create_engine(
     backend: str = "auto",
     device: str | None = None,
     precision: str = "fp32",
-    cache_dir: str | Path = DEFAULT_CACHE,
+    cache_dir: str | Path | None = None,
     threads: int | None = None,
 ) -> InferenceEngine:
     """Load the tokenizer and/or classifier checkpoint on ``backend`` and return it ready.
@@ -130,6 +128,7 @@ def create_engine(
     ``backend="auto"`` takes the fastest usable backend (falling back, with a warning, if
     one fails to load) and states its choice in ``engine.selection_reason``. ``threads``
     caps CPU threads (a streaming process shares the machine with acquisition and display).
+    Built artifacts go to ``cache_dir``, by default the per-user cache (``default_cache_dir``).
     """
     if tokenizer is None and classifier is None:
         raise ValueError("Give a tokenizer checkpoint, a classifier checkpoint, or both.")
@@ -139,7 +138,7 @@ def create_engine(
             raise FileNotFoundError(f"The {what} checkpoint {str(p)!r} does not exist.")
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
-    cache = Path(cache_dir)
+    cache = Path(cache_dir) if cache_dir is not None else None
     if backend != "auto":
         dev = device or _default_device(backend)
         engine = _build(backend, dev, *paths, precision, cache, threads)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from engines import NeuroRVQConfig, PreparedWindow
-
+from .._api import PreparedWindow
+from .._config import NeuroRVQConfig
 from ._base import InferenceEngine
 
 #: A compiled graph: named input arrays in, named output arrays out.

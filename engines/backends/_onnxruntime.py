@@ -94,7 +94,7 @@ class OrtEngine(GraphEngine):
         *,
         device: str = "cpu",
         precision: str = "fp32",
-        cache_dir: Path = Path("engines_cache"),
+        cache_dir: Path | None = None,
         threads: int | None = None,
     ) -> OrtEngine:
         import onnxruntime as ort

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines import NeuroRVQConfig
-
+from .._config import NeuroRVQConfig
 from ._cache import CacheKey, EngineCache, file_sha256, library_versions
 from ._export import GRAPH_FILES, export_class_names, export_graphs
 from ._graph import GraphEngine
@@ -331,7 +330,7 @@ class TensorRTEngine(GraphEngine):
         *,
         device: str = "cuda",
         precision: str = "fp32",
-        cache_dir: Path = Path("engines_cache"),
+        cache_dir: Path | None = None,
         channels: tuple[int, int, int] = DEFAULT_CHANNELS,
         patches: tuple[int, int, int] = DEFAULT_PATCHES,
     ) -> TensorRTEngine:

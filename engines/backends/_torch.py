@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from engines import PreparedWindow
-
+from .._api import PreparedWindow
 from ._base import InferenceEngine
 
 logger = logging.getLogger(__name__)

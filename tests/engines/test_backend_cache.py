@@ -7,7 +7,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engines.backends import CacheKey, EngineCache, file_sha256, library_versions
+from neurorvq_stream.engines.backends import EngineCache
+from neurorvq_stream.engines.backends._cache import CacheKey, file_sha256, library_versions
 
 
 def _write_graph(folder, tag):
@@ -121,7 +122,7 @@ def test_stale_onnx_export_is_rebuilt(tmp_path, caplog):
     """A real export whose recorded torch version no longer matches is re-exported."""
     from conftest import PARITY_DIR
 
-    from engines.backends import export_graphs
+    from neurorvq_stream.engines.backends import export_graphs
 
     cache = EngineCache(tmp_path / "cache")
     classifier = PARITY_DIR / "foundation_model.pt"

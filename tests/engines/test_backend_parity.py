@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import PARITY_DIR
 
-from engines import ELECTRODES, NeuroRVQConfig, NeuroRVQTokenizer, save_checkpoint
-from engines.backends import (
+from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig, NeuroRVQTokenizer, save_checkpoint
+from neurorvq_stream.engines.backends import (
     EngineCache,
     create_engine,
     export_graphs,
@@ -137,7 +137,7 @@ def test_fp16_graphs_agree_within_stated_tolerance(cache, reference_outputs):
     Stated fp16 tolerance: >= 95% identical tokens (a flip needs two codes within fp16
     rounding), logits within 1e-2, probabilities within 1e-2.
     """
-    from engines.backends import GRAPH_FILES, GraphEngine, OrtGraph
+    from neurorvq_stream.engines.backends import GRAPH_FILES, GraphEngine, OrtGraph
 
     folders, config = export_graphs(EngineCache(cache), TOKENIZER, CLASSIFIER, "fp16")
     graphs = {stage: OrtGraph(folder / name) for folder in folders
@@ -154,7 +154,7 @@ def test_fp16_graphs_agree_within_stated_tolerance(cache, reference_outputs):
 
 def test_export_cache_reused_and_static_check_clean(cache):
     """The exported graphs (what TensorRT would parse) pass the static TensorRT check."""
-    from engines.backends import GRAPH_FILES, check_onnx_for_tensorrt, graph_profile
+    from neurorvq_stream.engines.backends import GRAPH_FILES, check_onnx_for_tensorrt, graph_profile
 
     folders, config = export_graphs(EngineCache(cache), TOKENIZER, CLASSIFIER)
     again, _ = export_graphs(EngineCache(cache), TOKENIZER, CLASSIFIER)

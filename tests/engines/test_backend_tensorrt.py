@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 from conftest import PARITY_DIR
 
-from engines import ELECTRODES, NeuroRVQConfig
-from engines.backends import (
-    DEFAULT_CHANNELS,
-    DEFAULT_PATCHES,
+from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig
+from neurorvq_stream.engines.backends import (
     create_engine,
     graph_profile,
     tensorrt_unavailable_reason,
 )
+from neurorvq_stream.engines.backends._tensorrt import DEFAULT_CHANNELS, DEFAULT_PATCHES
 
 TRT_REASON = tensorrt_unavailable_reason()
 needs_trt = pytest.mark.skipif(TRT_REASON is not None, reason=f"TensorRT: {TRT_REASON}")

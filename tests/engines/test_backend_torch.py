@@ -5,8 +5,9 @@ import pytest
 import torch
 from conftest import PARITY_DIR
 
-from engines import ELECTRODES, load_tokenizer
-from engines.backends import TorchEngine, create_engine
+from neurorvq_stream.engines import ELECTRODES, load_tokenizer
+from neurorvq_stream.engines.backends import create_engine
+from neurorvq_stream.engines.backends._torch import TorchEngine
 
 TOKENIZER = PARITY_DIR / "tokenizer.pt"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")

@@ -4,7 +4,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engines.backends import check_onnx_for_tensorrt, support_matrix
+from neurorvq_stream.engines.backends import check_onnx_for_tensorrt
+from neurorvq_stream.engines.backends._trt_check import support_matrix
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17):

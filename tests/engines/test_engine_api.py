@@ -7,19 +7,17 @@ import pytest
 import torch
 from conftest import PARITY_DIR
 
-from engines import (
+from neurorvq_stream.engines import (
     ELECTRODES,
     Classifier,
     NeuroRVQFoundationModel,
     build_foundation_model,
     electrode_indices,
-    foundation_config,
     load_classifier,
     load_tokenizer,
-    read_state_dict,
     save_checkpoint,
-    sidecar_path,
 )
+from neurorvq_stream.engines._checkpoint import foundation_config, read_state_dict, sidecar_path
 
 CASES = json.loads((PARITY_DIR / "cases.json").read_text())
 REF = np.load(PARITY_DIR / "cases.npz")

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 from conftest import PARITY_DIR
 
-from engines import electrode_indices, load_classifier, load_tokenizer
-from engines.onnx_export import (
+from neurorvq_stream.engines import electrode_indices, load_classifier, load_tokenizer
+from neurorvq_stream.engines.onnx_export import (
     CLASSIFY_OUTPUTS,
     DECODE_OUTPUTS,
     FORBIDDEN_OPS,

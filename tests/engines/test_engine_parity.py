@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import PARITY_DIR
 
-from engines import load_classifier, load_tokenizer, patch_indices
+from neurorvq_stream.engines import load_classifier, load_tokenizer, patch_indices
 
 CASES = json.loads((PARITY_DIR / "cases.json").read_text())
 REF = np.load(PARITY_DIR / "cases.npz")

@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from gui import (
-    ALL_LEVELS,
+from neurorvq_stream.gui._models import (
     PredictionHistory,
     SignalBuffer,
     TokenUsage,
     class_probabilities,
-    peak_decimate,
-    token_image,
 )
-from streamer._results import WindowResult
+from neurorvq_stream.gui._signals import peak_decimate
+from neurorvq_stream.gui._tokens import ALL_LEVELS, token_image
+from neurorvq_stream.streamer._results import WindowResult
 
 RATE = 200.0
 WINDOW = 800  # 4 patches

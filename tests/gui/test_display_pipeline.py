@@ -8,9 +8,17 @@ import pytest
 from conftest import PARITY_DIR
 from pyqtgraph.Qt import QtWidgets
 
-from gui import MainWindow, save_screenshot, widget_pixels
-from gui._signals import SIGNAL_PEN
-from streamer import Pipeline, Player, Recording, RunConfig, bundled_recording, load_recording
+from neurorvq_stream.gui import MainWindow, save_screenshot
+from neurorvq_stream.gui._app import widget_pixels
+from neurorvq_stream.gui._signals import SIGNAL_PEN
+from neurorvq_stream.streamer import (
+    Pipeline,
+    Player,
+    Recording,
+    RunConfig,
+    bundled_recording,
+    load_recording,
+)
 
 N_CHANNELS = 16
 N_PATCHES = 2
@@ -20,7 +28,7 @@ N_PATCHES = 2
 def live_pipeline():
     """The bundled BioSemi recording (16 channels, positions in the stream) being processed."""
     try:
-        path = bundled_recording(1)
+        path = bundled_recording("s01")
     except FileNotFoundError as err:
         pytest.skip(str(err))
     full = load_recording(path, montage="biosemi128", tmin=5.0, tmax=40.0)

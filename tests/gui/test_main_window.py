@@ -9,11 +9,13 @@ import pytest
 from conftest import PARITY_DIR
 from pyqtgraph.Qt import QtGui, QtWidgets
 
-from engines import load_classifier, load_tokenizer
-from gui import MainWindow, run_display, save_screenshot, widget_pixels
-from gui._signals import RECONSTRUCTION_PEN, SIGNAL_PEN
-from streamer._channel_mapping import map_channels
-from streamer._results import ResultHub, WindowResult
+from neurorvq_stream.engines import load_classifier, load_tokenizer
+from neurorvq_stream.gui import MainWindow, run_display, save_screenshot
+from neurorvq_stream.gui._app import widget_pixels
+from neurorvq_stream.gui._signals import RECONSTRUCTION_PEN, SIGNAL_PEN
+from neurorvq_stream.streamer._channel_mapping import map_channels
+from neurorvq_stream.streamer._quality import ChannelFlag
+from neurorvq_stream.streamer._results import ResultHub, WindowResult
 
 RATE = 200
 N_PATCHES = 4
@@ -202,7 +204,9 @@ def test_controls_change_what_is_drawn(qapp, results, tmp_path):
 
 def test_flagged_channels_are_marked(qapp, results):
     flagged = results[0].channels[2]
-    marked = [WindowResult(**{**vars(r), "channel_flags": {flagged: "flat"}}) for r in results[:3]]
+    flags = np.zeros(N_CHANNELS, np.uint8)
+    flags[2] = ChannelFlag.FLAT
+    marked = [WindowResult(**{**vars(r), "flags": flags}) for r in results[:3]]
     window = shown(qapp, MainWindow(fill(marked)))
     y = window.signals.flagged_curve.yData
     assert (

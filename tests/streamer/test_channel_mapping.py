@@ -9,8 +9,8 @@ import mne
 import numpy as np
 import pytest
 
-from engines import ELECTRODES
-from streamer._channel_mapping import map_channels, normalize_label
+from neurorvq_stream.engines import ELECTRODES
+from neurorvq_stream.streamer._channel_mapping import map_channels, normalize_label
 
 
 def _biosemi_edf() -> Path:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from streamer._config import RunConfig
+from neurorvq_stream.streamer._config import RunConfig
 
 YAML = """
 stream:

@@ -6,7 +6,7 @@ import uuid
 import pylsl
 import pytest
 
-from streamer._lsl import (
+from neurorvq_stream.streamer._lsl import (
     LOOPBACK_CONFIG,
     ChannelInfo,
     find_streams,

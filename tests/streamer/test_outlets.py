@@ -6,12 +6,16 @@ import uuid
 import numpy as np
 import pylsl
 
-from streamer._lsl import find_streams, read_channels
-from streamer._outlets import COUNTERS, STAGES, ResultOutlets
-from streamer._results import PipelineStatus, WindowResult
+from neurorvq_stream.streamer._lsl import find_streams, read_channels
+from neurorvq_stream.streamer._outlets import OutletIdentity, ResultOutlets, metrics_labels
+from neurorvq_stream.streamer._quality import ChannelFlag
+from neurorvq_stream.streamer._results import PipelineStatus, WindowResult
 
 CHANNELS = ("fp1", "cz", "o2")
 N_PATCHES, HOP = 2, 100
+# liblsl's clock-offset estimate on loopback is off by tens of microseconds; stamps that
+# went through clock correction are checked to this precision, not to float rounding.
+CLOCK_SYNC = 1e-3
 
 
 def _inlet(name: str, source_id: str) -> pylsl.StreamInlet:
@@ -33,54 +37,79 @@ def _pull_all(inlet: pylsl.StreamInlet, n: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def test_each_outlet_carries_the_window_time_and_its_layout():
-    sid = f"out-{uuid.uuid4().hex[:8]}"
+    source = f"amp-{uuid.uuid4().hex[:8]}"
+    identity = OutletIdentity.derive(source, f"{source}-sid")
     rng = np.random.default_rng(1)
-    outlets = ResultOutlets(CHANNELS, N_PATCHES, HOP, ("left", "right"),
-                            {"engine": "pytorch-cpu"}, source_id=sid)
-    inlets = {name: _inlet(name, f"{sid}-{suffix}") for name, suffix in [
-        ("NeuroRVQ-Predictions", "predictions"), ("NeuroRVQ-Tokens", "tokens"),
-        ("NeuroRVQ-Reconstruction", "reconstruction"), ("NeuroRVQ-Metrics", "metrics")]}
+    outlets = ResultOutlets(identity, CHANNELS, N_PATCHES, HOP, ("left", "right"),
+                            {"engine": "pytorch-cpu"}, token_layout=(4, 8))
+    kinds = ("Predictions", "Tokens", "Reconstruction", "Metrics")
+    inlets = {kind: _inlet(f"{source}-NeuroRVQ-{kind}", f"{source}-sid-neurorvq-{kind.lower()}")
+              for kind in kinds}
     n_tok = len(CHANNELS) * N_PATCHES
+    flags = np.array([0, ChannelFlag.FLAT, ChannelFlag.NONFINITE | ChannelFlag.CLIPPED],
+                     np.uint8)
     result = WindowResult(
         index=7, t_last=pylsl.local_clock() - 0.123, channels=CHANNELS,
         source_channels=("Fp1", "Cz", "O2"), signal=np.zeros((3, 400), np.float32),
         n_patches=N_PATCHES,
-        tokens=rng.integers(0, 8192, (4, 8, 1, n_tok)),
-        reconstruction=rng.standard_normal((1, 3, 400)).astype(np.float32),
+        tokens=rng.integers(0, 8192, (4, 8, n_tok)),
+        reconstruction=rng.standard_normal((3, 400)).astype(np.float32),
         probabilities=np.array([0.3, 0.7], np.float32), class_names=("left", "right"),
-        latency={"inference": 12.5, "end_to_end": 20.0},
+        latency={"inference": 12.5, "end_to_end": 20.0}, flags=flags,
     )
     outlets.push(result)
-    outlets.push_metrics(result, PipelineStatus(windows_done=8, windows_dropped=2))
+    status = PipelineStatus(windows_done=8, windows_dropped=2, measured_rate=250.0,
+                            flag_counts=(("nonfinite", 1), ("clipped", 1), ("flat", 1)))
+    outlets.push_metrics(result, status)
 
-    probs, t = _pull_all(inlets["NeuroRVQ-Predictions"], 1)
+    probs, t = _pull_all(inlets["Predictions"], 1)
     np.testing.assert_allclose(probs[0], [0.3, 0.7])
-    np.testing.assert_allclose(t, [result.t_last], atol=1e-6)
-    pinfo = inlets["NeuroRVQ-Predictions"].info(timeout=2.0)
+    np.testing.assert_allclose(t, [result.t_last], atol=CLOCK_SYNC)
+    pinfo = inlets["Predictions"].info(timeout=2.0)
     assert [c.label for c in read_channels(pinfo)] == ["left", "right"]
     assert pinfo.desc().child("neurorvq").child_value("engine") == "pytorch-cpu"
 
-    tokens, t = _pull_all(inlets["NeuroRVQ-Tokens"], 1)
+    tokens, t = _pull_all(inlets["Tokens"], 1)
     tokens = tokens[0].reshape(4, 8, len(CHANNELS), N_PATCHES)
     # layout index ((branch*8 + level)*C + channel)*A + patch; engine index k = channel*A + patch
-    np.testing.assert_array_equal(tokens[2, 5, 1, 0], result.tokens[2, 5, 0, 1 * N_PATCHES + 0])
-    np.testing.assert_array_equal(tokens.reshape(4, 8, -1), result.tokens[:, :, 0, :])
-    np.testing.assert_allclose(t, [result.t_last], atol=1e-6)
-    layout = inlets["NeuroRVQ-Tokens"].info(timeout=2.0).desc().child("layout")
+    np.testing.assert_array_equal(tokens[2, 5, 1, 0], result.tokens[2, 5, 1 * N_PATCHES + 0])
+    np.testing.assert_array_equal(tokens.reshape(4, 8, -1), result.tokens)
+    np.testing.assert_allclose(t, [result.t_last], atol=CLOCK_SYNC)
+    layout = inlets["Tokens"].info(timeout=2.0).desc().child("layout")
     assert layout.child_value("channels") == ",".join(CHANNELS)
+    assert (layout.child_value("n_branches"), layout.child_value("n_levels")) == ("4", "8")
 
-    rec, t = _pull_all(inlets["NeuroRVQ-Reconstruction"], HOP)
-    np.testing.assert_allclose(rec, result.reconstruction[0, :, -HOP:].T)
-    np.testing.assert_allclose(t[-1], result.t_last, atol=1e-6)
+    rec, t = _pull_all(inlets["Reconstruction"], HOP)
+    np.testing.assert_allclose(rec, result.reconstruction[:, -HOP:].T)
+    np.testing.assert_allclose(t[-1], result.t_last, atol=CLOCK_SYNC)
+    # Differences within one outlet's stamps share the clock offset: exact up to rounding.
     np.testing.assert_allclose(np.diff(t), 1 / 200, atol=1e-6)
-    rinfo = inlets["NeuroRVQ-Reconstruction"].info(timeout=2.0)
+    rinfo = inlets["Reconstruction"].info(timeout=2.0)
+    assert rinfo.type() == "Reconstruction"
     assert [(c.label, c.unit) for c in read_channels(rinfo)] == [
         (c, "microvolts") for c in CHANNELS]
 
-    metrics, t = _pull_all(inlets["NeuroRVQ-Metrics"], 1)
-    labels = [c.label for c in read_channels(inlets["NeuroRVQ-Metrics"].info(timeout=2.0))]
-    assert labels == [f"latency_{s}" for s in STAGES] + list(COUNTERS)
+    metrics, t = _pull_all(inlets["Metrics"], 1)
+    minfo = inlets["Metrics"].info(timeout=2.0)
+    labels = [c.label for c in read_channels(minfo)]
+    assert labels == metrics_labels(CHANNELS)
     row = dict(zip(labels, metrics[0], strict=True))
     assert (row["latency_inference"], row["windows_done"], row["windows_dropped"]) == (12.5, 8, 2)
+    assert (row["flagged_flat"], row["flagged_nonfinite"], row["measured_rate_hz"]) == (1, 1, 250)
+    assert [row[f"flags_{c}"] for c in CHANNELS] == flags.tolist()
+    assert minfo.desc().child("flags").child_value("flat") == str(int(ChannelFlag.FLAT))
     assert np.isnan(row["latency_preprocess"])
-    np.testing.assert_allclose(t, [result.t_last], atol=1e-6)
+    np.testing.assert_allclose(t, [result.t_last], atol=CLOCK_SYNC)
+
+
+def test_identities_follow_the_input_stream_or_the_configuration():
+    a = OutletIdentity.derive("RoomA-EEG", "amp-serial-17")
+    b = OutletIdentity.derive("RoomB-EEG", "amp-serial-18")
+    assert a.stream_name("Predictions") == "RoomA-EEG-NeuroRVQ-Predictions"
+    assert a.stream_source_id("Predictions") == "amp-serial-17-neurorvq-predictions"
+    assert a != b and a == OutletIdentity.derive("RoomA-EEG", "amp-serial-17")
+    # No source_id on the input: the name stands in, so a restart still gives the same ids.
+    assert OutletIdentity.derive("Amp", "").source_id == "Amp-neurorvq"
+    mine = OutletIdentity.derive("RoomA-EEG", "amp-serial-17", name="Subj1", source_id="s1")
+    assert (mine.stream_name("Tokens"), mine.stream_source_id("Tokens")) == (
+        "Subj1-Tokens", "s1-tokens")

@@ -7,8 +7,8 @@ import mne
 import numpy as np
 import pytest
 
-from streamer._inlet import EEGInlet, MarkerInlet
-from streamer._player import Player, bundled_recording, load_recording
+from neurorvq_stream.streamer import Player, bundled_recording, load_recording
+from neurorvq_stream.streamer._inlet import EEGInlet, MarkerInlet
 
 SPEED = 4.0
 
@@ -42,7 +42,7 @@ def test_replay_sends_the_samples_and_markers_on_the_scaled_clock(segment):
     chunks, stamps, got = [], [], []
     end = time.monotonic() + 5.0
     while sum(map(len, stamps)) < len(segment.data) and time.monotonic() < end:
-        d, t = inlet.pull(0.01)
+        d, t, _ = inlet.pull(0.01)
         chunks.append(d)
         stamps.append(t)
         got += markers.pull()

@@ -11,18 +11,29 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from streamer._preprocessing import Preprocessor, unit_scale_from_lsl
+from neurorvq_stream.streamer._preprocessing import Preprocessor, unit_scale_from_lsl
+from neurorvq_stream.streamer._quality import ChannelFlag
 
 RATES = [250.0, 256.0, 500.0, 512.0, 1000.0, 1024.0, 2048.0, 300.0, 437.5]
+
+
+def _times(pre: Preprocessor, n: int, t0: float = 0.0) -> np.ndarray:
+    return t0 + np.arange(n) / pre.source_rate
+
+
+def _once(pre: Preprocessor, x: np.ndarray) -> np.ndarray:
+    """``x`` through ``pre`` in one chunk; the 200 Hz samples."""
+    return pre.process(x, _times(pre, len(x))).data
 
 
 def _stream(pre: Preprocessor, x: np.ndarray, seed: int = 0, max_chunk: int = 97) -> np.ndarray:
     """Push ``x`` through ``pre`` in random chunk sizes (including empty chunks)."""
     rng = np.random.default_rng(seed)
+    times = _times(pre, len(x))
     out, i = [], 0
     while i < x.shape[0]:
         n = int(rng.integers(0, max_chunk))
-        out.append(pre.process(x[i : i + n]))
+        out.append(pre.process(x[i : i + n], times[i : i + n]).data)
         i += n
     return np.concatenate(out)
 
@@ -106,21 +117,29 @@ def test_output_independent_of_chunking(resampler: str) -> None:
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5120, 4)) * 50
     whole = Preprocessor(512.0, 4, resampler=resampler)
-    one_shot = np.concatenate([whole.process(x), whole.process(x[:0])])
+    one_shot = np.concatenate([_once(whole, x), _once(whole, x[:0])])
     pieces = _stream(Preprocessor(512.0, 4, resampler=resampler), x, seed=4, max_chunk=300)
     n = min(one_shot.shape[0], pieces.shape[0])
     assert n > 1500
     np.testing.assert_allclose(pieces[:n], one_shot[:n], atol=1e-6, rtol=0)
 
 
-def test_output_times_follow_source_positions() -> None:
+def test_output_times_are_the_source_times_of_their_positions() -> None:
+    # Output k stands for input position k * 1000 / 200 = 5k: its time is interpolated from
+    # the (jittered) input timestamps, whatever the chunking.
+    rng = np.random.default_rng(3)
+    stamps = 100.0 + np.arange(3000) / 1000.0 + rng.uniform(0, 4e-4, 3000)
     pre = Preprocessor(1000.0, 1)
-    y = _stream(pre, np.zeros((3000, 1)))
-    times = pre.output_times(t_first_input=100.0)
-    assert times.shape == (y.shape[0],)
-    np.testing.assert_allclose(np.diff(times), 1 / 200.0)
-    np.testing.assert_allclose(pre.source_positions(0, 3), [0.0, 5.0, 10.0])
-    assert times[0] == 100.0
+    out, times, i = [], [], 0
+    while i < 3000:
+        n = int(rng.integers(0, 97))
+        piece = pre.process(np.zeros((len(stamps[i : i + n]), 1)), stamps[i : i + n])
+        out.append(piece.data)
+        times.append(piece.times)
+        i += n
+    times = np.concatenate(times)
+    assert times.shape == (np.concatenate(out).shape[0],) and times.size > 550
+    np.testing.assert_allclose(times, stamps[5 * np.arange(times.size)])
 
 
 def test_unit_scale_from_lsl_and_clip() -> None:
@@ -135,8 +154,8 @@ def test_unit_scale_from_lsl_and_clip() -> None:
         unit_scale_from_lsl("furlong")
     t = np.arange(2560) / 256.0
     volts = (2e-3 * np.sin(2 * np.pi * 10 * t))[:, None]  # 2000 uV, beyond the clip
-    in_uv = Preprocessor(256.0, 1).process(volts * 1e6)
-    in_v = Preprocessor(256.0, 1, unit_scale=unit_scale_from_lsl("V")).process(volts)
+    in_uv = _once(Preprocessor(256.0, 1), volts * 1e6)
+    in_v = _once(Preprocessor(256.0, 1, unit_scale=unit_scale_from_lsl("V")), volts)
     np.testing.assert_allclose(in_v, in_uv, rtol=1e-6)
     assert np.abs(in_v).max() == pytest.approx(500.0)
 
@@ -146,20 +165,20 @@ def test_nan_chunk_is_held_and_flagged_without_poisoning_state() -> None:
     x = rng.standard_normal((5000, 2)) * 20
     clean = Preprocessor(500.0, 2)
     dirty = Preprocessor(500.0, 2)
-    y_clean = np.concatenate([clean.process(x[i : i + 50]) for i in range(0, 5000, 50)])
+    times = _times(clean, 5000)
+    y_clean = np.concatenate([clean.process(x[i : i + 50], times[i : i + 50]).data
+                              for i in range(0, 5000, 50)])
     bad = x.copy()
     bad[1000:1100, 1] = np.nan
     bad[1200, 1] = np.inf
-    outs = []
-    flagged = []
-    for i in range(0, 5000, 50):
-        outs.append(dirty.process(bad[i : i + 50]))
-        flagged.append(dirty.nonfinite_last.copy())
-    y_dirty = np.concatenate(outs)
+    pieces = [dirty.process(bad[i : i + 50], times[i : i + 50]) for i in range(0, 5000, 50)]
+    y_dirty = np.concatenate([piece.data for piece in pieces])
     assert np.isfinite(y_dirty).all()
-    assert dirty.nonfinite_total.tolist() == [0, 101]
-    assert [i for i, f in enumerate(flagged) if f[1]] == [20, 21, 24]
-    assert not any(f[0] for f in flagged)
+    # The output samples of the chunks that held a value carry NONFINITE on that channel.
+    held = [k for k, piece in enumerate(pieces)
+            if (piece.flags[:, 1] & ChannelFlag.NONFINITE).any()]
+    assert held == [20, 21, 24]
+    assert not any((piece.flags[:, 0] & ChannelFlag.NONFINITE).any() for piece in pieces)
     np.testing.assert_array_equal(y_dirty[:, 0], y_clean[:, 0])
     # The damaged stretch decays away: the tail matches the clean run again.
     np.testing.assert_allclose(y_dirty[-200:, 1], y_clean[-200:, 1], atol=0.05)
@@ -171,4 +190,31 @@ def test_invalid_arguments_are_explained() -> None:
     with pytest.raises(ValueError, match="positive number of Hz"):
         Preprocessor(0.0, 2)
     with pytest.raises(ValueError, match=r"shape \(n_samples, 3\)"):
-        Preprocessor(250.0, 3).process(np.zeros((10, 2)))
+        Preprocessor(250.0, 3).process(np.zeros((10, 2)), np.arange(10.0))
+    with pytest.raises(ValueError, match="one time per sample"):
+        Preprocessor(250.0, 2).process(np.zeros((10, 2)), np.arange(9.0))
+
+
+def test_slow_potentials_pass_without_a_high_pass() -> None:
+    rate = 250.0
+    t = np.arange(int(60 * rate)) / rate
+    slow = (40 * np.sin(2 * np.pi * 0.05 * t))[:, None]  # a 20 s cycle, as a slow potential
+    kept = _stream(Preprocessor(rate, 1, band=(None, 44.5)), slow)
+    removed = _stream(Preprocessor(rate, 1), slow)  # the default 0.5 Hz high-pass
+    late = slice(len(kept) // 2, None)
+    assert _amplitude(kept[late, 0], 0.05, 200.0) == pytest.approx(40, rel=0.02)
+    assert _amplitude(removed[late, 0], 0.05, 200.0) < 2.0
+
+
+def test_average_reference_and_clipped_samples_are_flagged() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2000, 3)) * 10 + np.array([100.0, -50.0, 20.0])
+    x[1000:1010, 2] += 5000.0  # an artifact beyond the clip level on channel 2
+    pre = Preprocessor(250.0, 3, reference="average")
+    out = pre.process(x, _times(pre, len(x)))
+    assert np.abs(out.data[:700].sum(axis=1)).max() < 1e-3  # channels sum to zero
+    clipped = (out.flags & ChannelFlag.CLIPPED).any(axis=0)
+    assert clipped.tolist() == [True, True, True]  # the average spreads it to every channel
+    plain = Preprocessor(250.0, 3)
+    assert ((plain.process(x, _times(plain, len(x))).flags & ChannelFlag.CLIPPED).any(axis=0)
+            .tolist() == [False, False, True])

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from streamer._ring_buffer import BufferOverrunError, RingBuffer
+from neurorvq_stream.streamer._ring_buffer import BufferOverrunError, RingBuffer
 
 
 def _samples(start: int, n: int, n_channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -23,12 +23,11 @@ def test_wraparound_reads_back_what_was_written() -> None:
         buf.write(*_samples(written, n))
         written += n
     assert buf.n_written == written == 196
-    data, times = buf.read(120, 196)
+    data, times, segments, flags = buf.read(120, 196)
     expected, expected_times = _samples(120, 76)
     np.testing.assert_array_equal(data, expected.astype(np.float32))
     np.testing.assert_array_equal(times, expected_times)
-    latest, _ = buf.latest(5)
-    np.testing.assert_array_equal(latest[:, 0], np.arange(191, 196) * 10.0)
+    assert not segments.any() and not flags.any()
 
 
 def test_chunk_larger_than_capacity_keeps_the_newest() -> None:
@@ -36,11 +35,23 @@ def test_chunk_larger_than_capacity_keeps_the_newest() -> None:
     buf.write(*_samples(0, 10))
     buf.write(*_samples(10, 200))
     assert buf.n_written == 210
-    data, times = buf.read(146, 210)
+    data, times, _, _ = buf.read(146, 210)
     np.testing.assert_array_equal(data[:, 0], np.arange(146, 210) * 10.0)
     np.testing.assert_allclose(times, np.arange(146, 210) * 0.004)
     with pytest.raises(BufferOverrunError, match="overwritten"):
         buf.read(145, 150)
+
+
+def test_gaps_and_stream_flags_travel_with_the_samples() -> None:
+    buf = RingBuffer(3, capacity=60)
+    buf.write(*_samples(0, 10))
+    buf.write(*_samples(10, 10), breaks=np.array([0, 4]), flags=8)  # gaps before 10 and 14
+    buf.write(*_samples(20, 40))
+    buf.write(*_samples(60, 5))  # wraps around
+    _, _, segments, flags = buf.read(5, 60)
+    expected = np.repeat([0, 1, 2], [5, 4, 46])
+    np.testing.assert_array_equal(segments, expected)
+    np.testing.assert_array_equal(flags, np.repeat([0, 8, 0], [5, 10, 40]))
 
 
 def test_invalid_requests_are_explained() -> None:
@@ -69,7 +80,7 @@ def test_reader_thread_sees_complete_consistent_samples() -> None:
                     break
                 continue
             try:
-                data, times = buf.read(position, stop)
+                data, times, _, _ = buf.read(position, stop)
             except BufferOverrunError:
                 position = buf.n_written  # fell behind: skip ahead, as the runner would
                 continue

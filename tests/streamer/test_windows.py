@@ -9,9 +9,9 @@ import mne
 import numpy as np
 import pytest
 
-from streamer._preprocessing import Preprocessor
-from streamer._ring_buffer import RingBuffer
-from streamer._windows import MarkerLockedWindows, SlidingWindows
+from neurorvq_stream.streamer._preprocessing import Preprocessor
+from neurorvq_stream.streamer._ring_buffer import RingBuffer
+from neurorvq_stream.streamer._windows import MarkerLockedWindows, SlidingWindows
 
 
 def _signal(n: int, t0: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,11 +59,11 @@ def test_gap_restarts_accumulation_and_is_reported() -> None:
     assert not any(w.gap for w in windows if w is not after[0])
     scheduler = SlidingWindows(n_patches=2, hop_s=0.5)
     scheduler.feed(data[:1000], times[:1000])
-    scheduler.feed(data[1000:], times[1000:])
-    assert scheduler.n_gaps == 1
+    across = scheduler.feed(data[1000:], times[1000:])
+    assert across[0].gap and across[0].data[0][0] == 1000
     # A clock running backwards (stream restarted with a reset clock) is a gap too.
     backwards = scheduler.feed(data[:500], times[:500])
-    assert scheduler.n_gaps == 2 and backwards[0].gap
+    assert backwards[0].gap
 
 
 def test_marker_locked_window_contains_the_marked_sample() -> None:
@@ -90,9 +90,9 @@ def test_marker_before_a_gap_or_too_old_is_dropped() -> None:
     locked = MarkerLockedWindows(offset_s=0.0, length_patches=1, history_s=3.0)
     locked.add_marker(times[950], "spans-gap")
     windows = _feed(locked, data, times, [100] * 20)
-    assert windows == [] and locked.n_dropped == 1
+    assert windows == [] and locked.n_skipped == 1
     windows = locked.add_marker(times[10], "too-old")
-    assert windows == [] and locked.n_dropped == 2
+    assert windows == [] and locked.n_skipped == 2
 
 
 def test_invalid_input_is_explained() -> None:
@@ -140,22 +140,15 @@ def test_windows_over_real_lsl_match_offline_processing() -> None:
         stop = min(ring.n_written, read_from + int(rng.integers(0, 200)))
         if stop == read_from:
             continue
-        data, _ = ring.read(read_from, stop)
-        first = pre.n_out
-        out = pre.process(data)
-        positions = pre.source_positions(first, pre.n_out)
-        lo = max(0, int(positions[0]) - 1) if out.size else read_from
-        _, history_times = ring.read(lo, stop)
-        out_times = np.interp(positions, np.arange(lo, stop), history_times)
-        windows += live.feed(out, out_times)
+        data, times, _, _ = ring.read(read_from, stop)
+        out = pre.process(data, times)
+        windows += live.feed(out.data, out.times)
         read_from = stop
     inlet.close_stream()
     assert read_from == eeg.shape[0], "not every pushed sample came through LSL"
 
-    offline_pre = Preprocessor(rate, 8)
-    offline_out = offline_pre.process(eeg.astype(np.float32))
-    offline_times = 1000.0 + offline_pre.source_positions(0, offline_pre.n_out) / rate
-    offline = SlidingWindows(n_patches=2, hop_s=0.25).feed(offline_out, offline_times)
+    offline_out = Preprocessor(rate, 8).process(eeg.astype(np.float32), stamps)
+    offline = SlidingWindows(n_patches=2, hop_s=0.25).feed(offline_out.data, offline_out.times)
     assert len(windows) == len(offline) > 30
     for got, want in zip(windows, offline, strict=True):
         assert got.t_last == pytest.approx(want.t_last, abs=1e-9)

@@ -1,16 +1,22 @@
 """Live calibration over real loopback LSL streams (the bundled recording, replayed fast)."""
 
 import json
+import uuid
 
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from engines import NeuroRVQConfig, load_classifier, save_checkpoint
-from streamer._player import Player, bundled_recording
-from streamer._player import load_recording as load_for_replay
-from training import CHECKER_CLASSES, marker_epochs, new_foundation_model, new_tokenizer
-from training.calibrate import calibrate
+from neurorvq_stream.engines import NeuroRVQConfig, load_classifier, save_checkpoint
+from neurorvq_stream.streamer import Player, RunConfig, bundled_recording
+from neurorvq_stream.streamer import load_recording as load_for_replay
+from neurorvq_stream.training import (
+    CHECKER_CLASSES,
+    marker_epochs,
+    new_foundation_model,
+    new_tokenizer,
+)
+from neurorvq_stream.training.calibrate import calibrate
 
 TINY = NeuroRVQConfig(depth_encoder=1, depth_decoder=1, n_code=64, code_dim=8, layer_scale=False)
 
@@ -22,13 +28,17 @@ def tiny_fm(tmp_path):
 
 
 def test_calibration_from_live_stream_gives_a_working_head(tiny_fm, tmp_path, s01):
-    replay = load_for_replay(bundled_recording(1), montage="biosemi128", tmax=110.0)
-    player = Player(replay, name="calib-eeg", speed=5.0)
+    replay = load_for_replay(bundled_recording("s01"), montage="biosemi128", tmax=110.0)
+    name = f"calib-{uuid.uuid4().hex[:6]}"
+    player = Player(replay, name=name, speed=5.0)
     player.start()
+    config = RunConfig.from_dict({"stream": {"name": name},
+                                  "markers": {"name": f"{name}-Markers"},
+                                  "windows": {"mode": "markers", "marker_offset": 0.0,
+                                              "n_patches": 1}})
     try:
-        path = calibrate("calib-eeg", "calib-eeg-Markers", list(CHECKER_CLASSES), 10,
-                         tmp_path / "head.safetensors", foundation_model=tiny_fm,
-                         timeout=60.0, progress=False)
+        path = calibrate(config, list(CHECKER_CLASSES), 10, tmp_path / "head.safetensors",
+                         foundation_model=tiny_fm, timeout=60.0, progress=False)
     finally:
         player.stop()
     clf = load_classifier(path)
@@ -50,7 +60,8 @@ def test_calibration_from_live_stream_gives_a_working_head(tiny_fm, tmp_path, s0
 
 
 def test_calibration_argument_errors(tmp_path, tiny_fm):
+    config = RunConfig.from_dict({"stream": {"name": "x"}, "markers": {"name": "y"}})
     with pytest.raises(ValueError, match="two distinct classes"):
-        calibrate("x", "y", ["a", "a"], 5, tmp_path / "h.safetensors", tiny_fm)
+        calibrate(config, ["a", "a"], 5, tmp_path / "h.safetensors", tiny_fm)
     with pytest.raises(ValueError, match=r"must end in \.safetensors"):
-        calibrate("x", "y", ["a", "b"], 5, tmp_path / "h.onnx", tiny_fm)
+        calibrate(config, ["a", "b"], 5, tmp_path / "h.onnx", tiny_fm)

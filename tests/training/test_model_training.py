@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from engines import (
+from neurorvq_stream.engines import (
     NeuroRVQConfig,
     build_foundation_model,
     load_classifier,
     load_tokenizer,
     save_checkpoint,
 )
-from training import (
+from neurorvq_stream.training import (
     CHECKER_CLASSES,
     FinetuneConfig,
     PretrainConfig,
@@ -70,7 +70,7 @@ def test_saved_tokenizer_reloads_to_the_same_outputs(trained, segment, tmp_path)
     engine = load_tokenizer(path)
     x = segment[:3]
     with torch.no_grad():
-        from training._model_io import model_inputs
+        from neurorvq_stream.training._model_io import model_inputs
 
         expected = tok(*model_inputs(torch.as_tensor(x), CHANNELS)).numpy()
     np.testing.assert_array_equal(engine.tokenize(x, CHANNELS), expected)

@@ -4,10 +4,10 @@ import mne
 import numpy as np
 import pytest
 
-from engines import ELECTRODES
-from streamer._preprocessing import Preprocessor
-from training import CHECKER_CLASSES, continuous_windows, marker_epochs, recording_files
-from training._data import preprocess_continuous, read_events
+from neurorvq_stream.engines import ELECTRODES
+from neurorvq_stream.streamer import Preprocessor, bundled_events, bundled_recording
+from neurorvq_stream.training import CHECKER_CLASSES, continuous_windows, marker_epochs
+from neurorvq_stream.training._data import preprocess_continuous, read_events
 
 
 def test_recording_is_mapped_by_position_without_duplicates(s01):
@@ -21,9 +21,8 @@ def test_recording_is_mapped_by_position_without_duplicates(s01):
 
 
 def test_events_tsv_agrees_with_edf_annotations():
-    edf, events = recording_files("s01")
-    raw = mne.io.read_raw_edf(edf, preload=False, verbose="error")
-    rows = [row for row in read_events(events) if row[1] in CHECKER_CLASSES]
+    raw = mne.io.read_raw_edf(bundled_recording("s01"), preload=False, verbose="error")
+    rows = [row for row in read_events(bundled_events("s01")) if row[1] in CHECKER_CLASSES]
     ann = [(o, d) for o, d in zip(raw.annotations.onset, raw.annotations.description,
                                   strict=True) if d in CHECKER_CLASSES]
     assert [d for _, d in rows] == [d for _, d in ann]
@@ -31,14 +30,14 @@ def test_events_tsv_agrees_with_edf_annotations():
 
 
 def test_offline_output_equals_one_shot_preprocessing_and_time_mapping(s01):
-    edf, _ = recording_files("s01")
-    raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
+    raw = mne.io.read_raw_edf(bundled_recording("s01"), preload=True, verbose="error")
     raw.crop(0, 30)
     x = raw.get_data(picks=list(s01.source_channels[:4]), units="uV").T
     chunked, times = preprocess_continuous(x, 256.0)
-    whole = Preprocessor(256.0, 4).process(x)
-    np.testing.assert_array_equal(chunked, whole)
-    np.testing.assert_allclose(times, np.arange(len(whole)) / 200.0)
+    whole = Preprocessor(256.0, 4).process(x, np.arange(len(x)) / 256.0)
+    np.testing.assert_array_equal(chunked, whole.data)
+    np.testing.assert_allclose(times, whole.times)
+    np.testing.assert_allclose(times, np.arange(len(times)) / 200.0, atol=1e-9)
     np.testing.assert_allclose(chunked, s01.data[: len(chunked), :4], atol=1e-4)
 
 
@@ -58,4 +57,4 @@ def test_unknown_class_and_impossible_window_are_clear_errors(s01):
     with pytest.raises(ValueError, match="No 4-patch window"):
         continuous_windows(s01, n_patches=4, start_s=100.0, stop_s=102.0)
     with pytest.raises(ValueError, match="Unknown subject"):
-        recording_files("s03")
+        bundled_recording("s03")

@@ -1,4 +1,7 @@
-"""The 104-electrode global list of NeuroRVQ and name -> spatial index lookup.
+"""What a NeuroRVQ input is: its sampling rate, patch length and 104-electrode list.
+
+These facts are shared by the engines, the live pipeline, the display and training; this
+module imports no torch, so the lighter layers can read them cheaply.
 
 The spatial index of a channel is its position in :data:`ELECTRODES`; it selects the row of
 ``pos_embed`` the channel's tokens receive, so the list order is part of the checkpoint
@@ -11,6 +14,11 @@ import difflib
 from collections.abc import Sequence
 
 import numpy as np
+
+#: Sampling rate of every model input (Hz); the live pipeline resamples to it.
+MODEL_RATE = 200.0
+#: Samples per patch: one patch is one second at :data:`MODEL_RATE`.
+PATCH_SAMPLES = 200
 
 ELECTRODES: tuple[str, ...] = (
     "a1",

@@ -7,7 +7,8 @@ import sys
 import pytest
 from conftest import PARITY_DIR, REPO
 
-from engines.backends import file_sha256, tensorrt_unavailable_reason
+from neurorvq_stream.engines.backends import tensorrt_unavailable_reason
+from neurorvq_stream.engines.backends._cache import file_sha256
 
 TOKENIZER = PARITY_DIR / "tokenizer.pt"
 CLASSIFIER = PARITY_DIR / "foundation_model.pt"

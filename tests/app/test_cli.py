@@ -4,7 +4,7 @@ import uuid
 
 import pylsl
 
-from streamer.cli import build_parser, main
+from neurorvq_stream.cli import build_parser, main
 
 
 def test_list_shows_a_stream_in_reach(capsys):
@@ -27,7 +27,7 @@ def test_run_without_a_stream_lists_and_explains(capsys):
 
 def test_run_with_a_missing_config_file_is_a_clear_error(capsys):
     assert main(["run", "--stream", f"absent-{uuid.uuid4().hex[:8]}", "--config",
-                 "/nonexistent.yaml"]) == 1
+                 "/nonexistent.yaml"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -42,8 +42,8 @@ def test_run_headless_prints_status_and_latency_summary(capsys, tmp_path):
 
     import numpy as np
 
-    from streamer._lsl import ChannelInfo
-    from streamer._player import Player, Recording
+    from neurorvq_stream.streamer._lsl import ChannelInfo
+    from neurorvq_stream.streamer._player import Player, Recording
 
     fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "parity_v1"
     name = f"cli-run-{uuid.uuid4().hex[:8]}"

@@ -5,7 +5,7 @@ markers as live LSL streams, runs the pipeline in marker-locked mode with the sh
 models, reads the predictions back from the ``NeuroRVQ-Predictions`` outlet with a plain
 pylsl inlet, pairs each with the marker it answers and prints the running balanced
 accuracy. At the end the same model classifies the same epochs offline
-(:func:`training.marker_epochs`): the two must agree, because the live path computes what
+(``training.marker_epochs``): the two must agree, because the live path computes what
 the offline path does.
 
 Pairing: a marker-locked window starts ``offset`` after its marker and is ``n_patches``
@@ -15,6 +15,7 @@ seconds after the marker (the player's clock runs ``speed`` times faster).
 
 from __future__ import annotations
 
+import argparse
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,13 +24,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from engines import load_classifier, read_sidecar, shipped_model
-from streamer import Pipeline, Player, ResultHub, RunConfig, bundled_recording
-from streamer import load_recording as load_replay
-from streamer._lsl import use_loopback_config
-
-from ._data import CHECKER_CLASSES, marker_epochs
-from ._data import load_recording as load_offline
+from neurorvq_stream.engines import PATCH_SAMPLES, load_classifier, read_sidecar, shipped_model
+from neurorvq_stream.streamer import (
+    Pipeline,
+    Player,
+    ResultHub,
+    RunConfig,
+    bundled_recording,
+    load_recording,
+    use_loopback_config,
+)
+from neurorvq_stream.training import CHECKER_CLASSES, load_preprocessed, marker_epochs
 
 HELD_OUT = "s02"
 
@@ -133,7 +138,7 @@ def run_checker_closed_loop(
                          f"{classifier} classifies {classes}.")
     offset, n_patches = _classifier_window(classifier)
 
-    replay = load_replay(bundled_recording(int(HELD_OUT[1:])), montage="biosemi128", tmax=tmax)
+    replay = load_recording(bundled_recording(HELD_OUT), montage="biosemi128", tmax=tmax)
     name = f"NeuroRVQ-Checker-{uuid.uuid4().hex[:6]}"
     player = Player(replay, name=name, speed=speed)
     outlet_id = f"neurorvq-closed-loop-{uuid.uuid4().hex[:6]}"
@@ -147,7 +152,7 @@ def run_checker_closed_loop(
                    "classifier": str(classifier), "watch_classifier": False},
         "outlets": {"source_id": outlet_id},
     })
-    scorer = PredictionScorer(classes, lag=offset + n_patches - 1 / 200, tolerance=0.1)
+    scorer = PredictionScorer(classes, lag=offset + n_patches - 1 / PATCH_SAMPLES, tolerance=0.1)
     hub = ResultHub()
     with Pipeline(config, hub):
         # Connected before the first sample is played, so the causal filters start from
@@ -165,7 +170,7 @@ def run_checker_closed_loop(
             player.stop()
         status = hub.status()
 
-    offline = load_offline(HELD_OUT)
+    offline = load_preprocessed(HELD_OUT)
     x, y, onsets = marker_epochs(offline, classes, offset, n_patches)
     keep = onsets + offset + n_patches <= replay.duration  # the epochs the replay reached
     x, y, onsets = x[keep], y[keep], onsets[keep]
@@ -202,3 +207,21 @@ def _score_until_done(player: Player, predictions, markers, scorer: PredictionSc
                 print(f"  {len(scorer.scored):4d} windows  running balanced accuracy "
                       f"{scorer.balanced_accuracy():.3f}  (last: {window.label}; {shown})")
         time.sleep(0.02)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """``demo --task checker``: run, print the running score and the live/offline summary."""
+    tmax = None if args.duration is None else args.duration * args.speed
+    print(f"Closed loop: replaying held-out sub-{HELD_OUT} at x{args.speed:g} through the live "
+          "pipeline (marker-locked windows), scoring predictions read back from LSL ...")
+    report = run_checker_closed_loop(
+        speed=args.speed, tmax=tmax,
+        classifier=Path(args.classifier) if args.classifier else None,
+        tokenizer=Path(args.tokenizer) if args.tokenizer else None,
+    )
+    print(report.summary())
+    if report.windows_dropped:
+        print(f"warning: {report.windows_dropped} windows were dropped; replay slower "
+              "(--speed) for a live score comparable with the offline one.")
+        return 1
+    return 0

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.closed_loop import run_checker_closed_loop
+from neurorvq_stream._closed_loop import run_checker_closed_loop
 
 
 def test_live_predictions_match_offline_window_for_window():

@@ -14,10 +14,8 @@ import numpy as np
 import pylsl
 import pytest
 
-from streamer._config import RunConfig
-from streamer._lsl import ChannelInfo, write_channels
-from streamer._player import Player, Recording
-from streamer._runner import Pipeline
+from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig
+from neurorvq_stream.streamer._lsl import ChannelInfo, write_channels
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parity_v1"
 LABELS = ("Fp1", "Fp2", "C3", "Cz", "C4", "T3", "O1", "O2")
@@ -99,7 +97,7 @@ def test_inference_error_is_counted_and_acquisition_goes_on(live, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated engine failure")
 
-    monkeypatch.setattr(pipe.engines.classifier, "run", broken)
+    monkeypatch.setattr(pipe.models.classifier, "run", broken)
     before = pipe.hub.status()
     _wait_until(lambda: pipe.hub.status().inference_errors >= 3)
     during = pipe.hub.status()
@@ -111,6 +109,28 @@ def test_inference_error_is_counted_and_acquisition_goes_on(live, monkeypatch):
     assert after.samples_received > during.samples_received > before.samples_received
     assert after.windows_done > during.windows_done
     assert after.stream_state == "streaming"
+
+
+def test_a_thread_that_dies_is_reported_and_acquisition_keeps_every_sample(live, monkeypatch):
+    name, _ = live
+    pipe = Pipeline(_config(name)).start()
+    _wait_until(lambda: pipe.hub.status().windows_done >= 1)
+
+    def broken_outlet(*args, **kwargs):
+        raise OSError("simulated outlet failure")
+
+    monkeypatch.setattr(pipe.outlets, "push", broken_outlet)  # kills the inference thread
+    _wait_until(lambda: bool(pipe.hub.status().failed))
+    during = pipe.hub.status()
+    time.sleep(1.0)
+    after = pipe.hub.status()
+    pipe.stop()
+    assert during.health == "error" and "inference" in during.failed[0]
+    assert "simulated outlet failure" in during.failed[0]
+    assert after.windows_done == during.windows_done  # nothing classified silently any more
+    # Acquisition went on: samples kept arriving, none lost, no gap.
+    assert after.samples_received > during.samples_received + 200
+    assert (after.samples_lost, after.gaps) == (0, 0)
 
 
 def test_worker_takes_the_newest_window_and_counts_the_dropped(live):
@@ -135,15 +155,15 @@ def test_classifier_file_change_is_picked_up_without_restart(live, tmp_path):
     config = _config(name).override(**{"models.classifier": str(head),
                                        "models.watch_classifier": True})
     pipe = Pipeline(config).start()
-    first = pipe.engines.classifier
+    first = pipe.models.classifier
     _wait_until(lambda: pipe.hub.status().windows_done >= 1)
     shutil.copy(FIXTURES / "foundation_model.pt", head)  # what `calibrate` does when it saves
     os.utime(head, (time.time() + 5, time.time() + 5))
-    _wait_until(lambda: pipe.engines.classifier is not first, timeout=5.0)
+    _wait_until(lambda: pipe.models.classifier is not first, timeout=5.0)
     done = pipe.hub.status().windows_done
     _wait_until(lambda: pipe.hub.status().windows_done > done)
     pipe.stop()
-    assert pipe.engines.classifier is not first
+    assert pipe.models.classifier is not first
     assert pipe.hub.status().windows_done > done
     assert pipe.hub.status().last_error == ""
 

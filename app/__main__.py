@@ -1,0 +1,7 @@
+"""``python -m neurorvq_stream``: the same command line as ``neurorvq-stream``."""
+
+import sys
+
+from neurorvq_stream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,4 @@
+"""The default models shipped with neurorvq-stream (weights, sidecars and model cards).
+
+Data only: ``engines.shipped_model`` picks the default of each kind from this folder.
+"""

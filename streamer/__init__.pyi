@@ -1,0 +1,32 @@
+from ._channel_mapping import ChannelMapping, map_channels
+from ._config import RunConfig
+from ._datasets import SUBJECTS, bundled_events, bundled_recording
+from ._lsl import find_streams, format_stream_list, use_loopback_config
+from ._pipeline import Pipeline
+from ._player import Player, Recording, load_recording
+from ._preprocessing import Preprocessor
+from ._quality import ChannelFlag
+from ._results import PipelineStatus, ResultHub, WindowResult
+from ._windows import MarkerLockedWindows
+
+__all__ = [
+    "SUBJECTS",
+    "ChannelFlag",
+    "ChannelMapping",
+    "MarkerLockedWindows",
+    "Pipeline",
+    "PipelineStatus",
+    "Player",
+    "Preprocessor",
+    "Recording",
+    "ResultHub",
+    "RunConfig",
+    "WindowResult",
+    "bundled_events",
+    "bundled_recording",
+    "find_streams",
+    "format_stream_list",
+    "load_recording",
+    "map_channels",
+    "use_loopback_config",
+]

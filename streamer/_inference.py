@@ -1,0 +1,151 @@
+"""The inference thread: mailbox -> models -> one ``WindowResult`` -> hub and LSL outlets.
+
+Takes the newest window, drops it when it waited too long to meet the end-to-end budget
+(counted as dropped and as a deadline miss), runs the tokenizer and, unless the window
+was rejected for bad channels, the classifier, builds the window's result once and
+publishes it. A window that still ends up late (inference or end-to-end over budget) is
+published, stamped, and counted as a miss. An exception inside the models is logged and
+counted; the window is skipped and the other threads go on.
+
+Latency of a window = ``local_clock()`` just before the outlet push minus the source time
+of its last 200 Hz sample. That sample sits ``resampler_latency_s`` behind the newest
+source sample (the resampler's look-ahead), so this latency includes that constant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+from neurorvq_stream.engines import PATCH_SAMPLES
+
+from ._config import BudgetConfig
+from ._mailbox import Mailbox, QueuedWindow
+from ._models import Models
+from ._outlets import ResultOutlets
+from ._results import ResultHub, WindowResult
+
+logger = logging.getLogger("neurorvq_stream")
+
+
+class InferenceStage:
+    """Thread body of the inference stage; see the module docstring."""
+
+    def __init__(
+        self,
+        models: Models,
+        mailbox: Mailbox,
+        hub: ResultHub,
+        outlets: ResultOutlets | None,
+        channels: tuple[str, ...],
+        source_channels: tuple[str, ...],
+        budgets: BudgetConfig,
+        resampler_latency_s: float,
+        reconstruct: bool,
+        outlet_meta: dict[str, str],
+    ) -> None:
+        self.models = models
+        self.mailbox = mailbox
+        self.hub = hub
+        self.outlets = outlets
+        self.channels = channels
+        self.source_channels = source_channels
+        self.budgets = budgets
+        self.resampler_latency_s = resampler_latency_s
+        self.reconstruct = reconstruct
+        self.outlet_meta = outlet_meta
+        self._infer_ema: float | None = None
+        self._warned_budget = False
+        self._flagged_windows: Counter[str] = Counter()
+
+    def run(self, stop: threading.Event) -> None:
+        import pylsl
+
+        while not stop.is_set():
+            item = self.mailbox.take(0.1)
+            if item is None:
+                continue
+            self.hub.update_status(queue_depth=self.mailbox.depth)
+            if self._would_miss(pylsl.local_clock() - item.window.t_last):
+                self.hub.increment("deadline_misses")
+                self.hub.increment("windows_dropped")
+                continue
+            self._infer(item)
+
+    def _infer(self, item: QueuedWindow) -> None:
+        import pylsl
+
+        window = item.window
+        try:
+            t0 = time.perf_counter()
+            tokens, classes = self.models.run(window.data, self.channels, self.reconstruct,
+                                              classify=not window.rejected)
+            infer_s = time.perf_counter() - t0
+        except Exception as err:
+            self.hub.increment("inference_errors")
+            self.hub.update_status(last_error=f"inference: {err}")
+            logger.exception("Inference failed on window %d; acquisition goes on.",
+                             window.index)
+            return
+        self._infer_ema = infer_s if self._infer_ema is None \
+            else 0.8 * self._infer_ema + 0.2 * infer_s
+        latency = {stage: seconds * 1e3 for out in (tokens, classes) if out is not None
+                   for stage, seconds in out.timings.items()}
+        latency.update(preprocess=item.preprocess_s * 1e3, inference=infer_s * 1e3,
+                       wait=(t0 - item.posted) * 1e3)
+        class_names = classes.class_names if classes is not None else ()
+        if self.outlets is not None and class_names:
+            self.outlets.set_classes(class_names, self.outlet_meta)
+        latency["end_to_end"] = (pylsl.local_clock() - window.t_last) * 1e3
+        result = WindowResult(
+            index=window.index, t_last=window.t_last, channels=self.channels,
+            source_channels=self.source_channels, signal=window.data,
+            n_patches=window.data.shape[1] // PATCH_SAMPLES,
+            tokens=tokens.tokens if tokens is not None else None,
+            reconstruction=tokens.reconstruction if tokens is not None else None,
+            probabilities=classes.probabilities if classes is not None else None,
+            class_names=class_names, latency=latency, flags=window.flags,
+            rejected=window.rejected, markers=window.markers, label=window.label,
+            gap=window.gap,
+        )
+        if self.outlets is not None:
+            self.outlets.push(result)
+        self._count(result, late=infer_s * 1e3 > self.budgets.inference_ms)
+        self.hub.publish(result)
+        if self.outlets is not None:
+            self.outlets.push_metrics(result, self.hub.status())
+
+    def _count(self, result: WindowResult, late: bool) -> None:
+        """Counters for the status line, metrics outlet and summary."""
+        if late or result.latency["end_to_end"] > self.budgets.end_to_end_ms:
+            # Already computed: published (stamped, so consumers can judge), counted late.
+            self.hub.increment("deadline_misses")
+        if result.rejected:
+            self.hub.increment("windows_rejected")
+        self._flagged_windows.update(result.flagged_channels().keys())
+        self.hub.increment("windows_done")
+        self.hub.update_status(channel_flag_windows=tuple(self._flagged_windows.items()))
+
+    def _would_miss(self, age_s: float) -> bool:
+        """Drop a window that a fresh one could beat: it waited too long to meet the budget.
+
+        Even a fresh window is ``resampler_latency_s`` old. When that plus the inference
+        time already exceeds the budget, no window can meet it; dropping them all would
+        show nothing, so they run (each counted as a miss) and a warning says why.
+        """
+        budget_s = self.budgets.end_to_end_ms / 1e3
+        if self._infer_ema is None:
+            return False
+        fresh_s = self.resampler_latency_s + self._infer_ema
+        if fresh_s >= budget_s:
+            if not self._warned_budget:
+                self._warned_budget = True
+                logger.warning(
+                    "A window needs ~%.0f ms (inference + resampler delay), more than the "
+                    "end-to-end budget of %.0f ms: every window will be late. Raise "
+                    "budgets.end_to_end_ms, map fewer channels or use a faster engine.",
+                    fresh_s * 1e3, budget_s * 1e3)
+            return False
+        return age_s + self._infer_ema > budget_s

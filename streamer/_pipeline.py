@@ -1,0 +1,252 @@
+"""The live pipeline: opens the stream and the models, then wires and runs the stage threads.
+
+Threads and what may block whom:
+
+- acquisition (``_inlet.Acquisition``): inlet -> ring buffer (samples, timestamps, gap
+  segments, stream flags). Never waits on anything else.
+- processing (``_processing.ProcessingStage``): ring -> preprocessing -> windows ->
+  quality flags -> single-slot mailbox (a newer window replaces a pending one).
+- inference (``_inference.InferenceStage``): mailbox -> models -> result -> hub + outlets.
+- watcher (optional, ``_models.ClassifierWatcher``): swaps the classifier when its file
+  changes (``calibrate`` writes it).
+
+A thread that dies is reported, never silent: it is named in ``PipelineStatus.failed``
+(health "error"), which the status line, the metrics outlet and the exit code show; the
+other threads go on, so acquisition outlives a crash in inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from neurorvq_stream.engines import MODEL_RATE
+
+from ._channel_mapping import ChannelMapping, map_channels
+from ._config import RunConfig
+from ._inference import InferenceStage
+from ._inlet import Acquisition, EEGInlet, MarkerInlet
+from ._lsl import find_streams
+from ._mailbox import Mailbox
+from ._models import ClassifierWatcher, Models
+from ._outlets import KINDS, OutletIdentity, ResultOutlets
+from ._preprocessing import Preprocessor, unit_scale_from_lsl
+from ._processing import ProcessingStage
+from ._quality import ChannelFlag
+from ._results import ResultHub
+from ._ring_buffer import RingBuffer
+
+logger = logging.getLogger("neurorvq_stream")
+
+
+class Pipeline:
+    """A live NeuroRVQ pipeline for one EEG stream, described by a :class:`RunConfig`.
+
+    ``start()`` resolves the stream, maps channels, loads and warms the models, opens the
+    outlets and starts the threads; ``stop()`` ends them. Results go to ``hub`` (created
+    when not given) and to the LSL outlets enabled in the config.
+    """
+
+    def __init__(self, config: RunConfig, hub: ResultHub | None = None) -> None:
+        self.config = config
+        self.hub = hub if hub is not None else ResultHub()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.inlet: EEGInlet | None = None
+        self.markers: MarkerInlet | None = None
+        self.acquisition: Acquisition | None = None
+        self.outlets: ResultOutlets | None = None
+        self.models: Models | None = None
+        self.mapping: ChannelMapping | None = None
+        self.channels: tuple[str, ...] = ()
+        self.source_channels: tuple[str, ...] = ()
+        self._outlet_meta: dict[str, str] = {}
+        self._failures = threading.Lock()
+
+    # ---------------------------------------------------------------- life cycle
+    def start(self) -> Pipeline:
+        """Open the stream and models, then start streaming (returns self for chaining)."""
+        cfg = self.config
+        s = cfg.stream
+        inlet = self.inlet = EEGInlet(
+            s.name, s.type, s.source_id, s.host,
+            resolve_timeout=s.resolve_timeout, stall_timeout=s.stall_timeout,
+            gap_tolerance=s.gap_tolerance, dejitter=s.dejitter,
+            max_buflen=max(1, int(np.ceil(s.buffer_seconds))), rate_tolerance=s.rate_tolerance,
+        )
+        preprocessor = self._map_channels(inlet)
+        models = self.models = Models(
+            cfg.tokenizer_path() if cfg.models.tokenizer != "none" else None,
+            cfg.classifier_path(), cfg.engine,
+        )
+        models.warmup(self.channels, self.n_patches)
+        self._outlet_meta = self._meta()
+        self.outlets = self._open_outlets()
+        if cfg.markers.enabled:
+            m = cfg.markers
+            self.markers = MarkerInlet(m.name, m.type, m.source_id,
+                                       resolve_timeout=s.resolve_timeout)
+            self.markers.open()
+        desc = inlet.description
+        self.hub.update_status(
+            stream_name=desc.name, source_rate=desc.sfreq, n_source_channels=desc.n_channels,
+            mapping=tuple(zip(self.source_channels, self.channels, strict=True)),
+            engine=models.describe(), token_layout=models.token_layout, stream_state="starting",
+        )
+        ring = RingBuffer(desc.n_channels, int(np.ceil(s.buffer_seconds * desc.sfreq)))
+        mailbox = Mailbox()
+        processing = ProcessingStage(cfg, inlet, self.markers, ring, preprocessor,
+                                     np.asarray(self.mapping.source_indices, dtype=int),
+                                     self.n_patches, mailbox, self.hub)
+        inference = InferenceStage(
+            models, mailbox, self.hub, self.outlets, self.channels, self.source_channels,
+            cfg.budgets, preprocessor.resampler_latency_s, cfg.outlets.reconstruction,
+            self._outlet_meta,
+        )
+
+        def write(data: np.ndarray, ts: np.ndarray, breaks: np.ndarray) -> None:
+            flags = int(ChannelFlag.RATE) if inlet.counters.rate_mismatch else 0
+            ring.write(data, ts, breaks, flags)
+            processing.data_ready.set()
+
+        inlet.open()
+        self.acquisition = Acquisition(inlet, write,
+                                       on_error=lambda err: self._failed("acquisition", err))
+        self._threads = [
+            self.acquisition,
+            self._stage_thread("processing", processing.run),
+            self._stage_thread("inference", inference.run),
+        ]
+        if cfg.models.watch_classifier and models.classifier_path is not None:
+            watcher = ClassifierWatcher(models.classifier_path, self.swap_classifier,
+                                        lambda text: self.hub.update_status(last_error=text))
+            self._threads.append(self._stage_thread("watcher", watcher.run))
+        for thread in self._threads:
+            thread.start()
+        logger.info("Pipeline started on %s with %s.", desc, models.describe())
+        return self
+
+    def stop(self) -> None:
+        """Stop all threads and close the streams (idempotent)."""
+        self._stop.set()
+        if self.acquisition is not None:
+            self.acquisition.stop()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._threads = []
+        for part in (self.inlet, self.markers, self.outlets):
+            if part is not None:
+                part.close()
+        self.hub.update_status(stream_state="stopped")
+
+    def __enter__(self) -> Pipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def n_patches(self) -> int:
+        """Patches per window: the marker window's length in marker mode, else n_patches."""
+        w = self.config.windows
+        if w.mode == "markers" and w.marker_length is not None:
+            return max(1, round(w.marker_length))
+        return w.n_patches
+
+    # ---------------------------------------------------------------- set-up helpers
+    def _map_channels(self, inlet: EEGInlet) -> Preprocessor:
+        """Map the stream's channels onto NeuroRVQ electrodes; the preprocessor for them."""
+        chans = inlet.channels
+        # LSL/XDF metadata gives locations in millimetres; the mapping takes metres.
+        mapping = self.mapping = map_channels(
+            [c.label for c in chans],
+            types=[c.type for c in chans],
+            positions={c.label: np.asarray(c.location) / 1e3 for c in chans if c.location},
+            montage=self.config.mapping.montage,
+        )
+        self.source_channels = mapping.source_labels
+        self.channels = tuple(mapping.names)
+        logger.info("%s", mapping.describe())
+        unit = self.config.stream.unit
+        if unit is None:
+            units = {chans[i].unit for i in mapping.source_indices}
+            if len(units) > 1:
+                raise ValueError(
+                    f"The mapped channels of {inlet.description.name!r} mix units {units}; "
+                    "set stream.unit (--unit) to the one unit the amplifier sends.")
+            unit = units.pop() if units else ""
+        p = self.config.preprocessing
+        return Preprocessor(
+            inlet.sfreq, len(mapping.source_indices),
+            line_freq=p.line_freq if p.notch else None, band=(p.l_freq, p.h_freq),
+            clip_uv=p.clip_uv, unit_scale=unit_scale_from_lsl(unit), reference=p.reference,
+        )
+
+    def _open_outlets(self) -> ResultOutlets | None:
+        assert self.models is not None and self.inlet is not None
+        o = self.config.outlets
+        enabled = tuple(kind for kind, on in zip(
+            KINDS, (o.predictions, o.tokens, o.reconstruction, o.metrics), strict=True) if on)
+        if not enabled:
+            return None
+        desc = self.inlet.description
+        identity = OutletIdentity.derive(desc.name, desc.source_id, o.name, o.source_id)
+        taken = find_streams(source_id=identity.stream_source_id(enabled[0]), timeout=0.2)
+        if taken:
+            raise ValueError(
+                f"Another program already publishes an LSL stream with source_id "
+                f"{identity.stream_source_id(enabled[0])!r} (is a second pipeline running on "
+                f"{desc.name!r}?). Give this run its own outlets.name and outlets.source_id.")
+        hop = round(self.config.windows.hop * MODEL_RATE)
+        return ResultOutlets(
+            identity, self.channels, self.n_patches,
+            hop_samples=min(self.n_patches * round(MODEL_RATE), max(1, hop)),
+            class_names=self.models.class_names, meta=self._outlet_meta,
+            token_layout=self.models.token_layout, enabled=enabled,
+        )
+
+    def _meta(self) -> dict[str, str]:
+        assert self.models is not None and self.inlet is not None
+        return {
+            "source_stream": self.inlet.description.name,
+            "source_id": self.inlet.description.source_id,
+            "tokenizer": str(self.config.models.tokenizer or self.config.tokenizer_path()),
+            "classifier": str(self.models.classifier_path),
+            "engine": self.models.describe(),
+            "mapping": ",".join(f"{a}:{b}" for a, b in zip(
+                self.source_channels, self.channels, strict=True)),
+        }
+
+    def _stage_thread(self, name: str, body: Callable[[threading.Event], None]) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                body(self._stop)
+            except Exception as err:
+                self._failed(name, err)
+
+        return threading.Thread(target=guarded, name=f"neurorvq-{name}", daemon=True)
+
+    def _failed(self, name: str, err: BaseException) -> None:
+        """Record that a thread died: health "error", named on every status surface."""
+        logger.error("Pipeline thread %r stopped: %s", name, err, exc_info=err)
+        with self._failures:
+            failed = (*self.hub.status().failed, f"{name}: {type(err).__name__}: {err}")
+            self.hub.update_status(failed=failed, last_error=failed[-1])
+
+    # ---------------------------------------------------------------- hot swap
+    def swap_classifier(self, path: str | Path) -> None:
+        """Load a new classifier and switch to it between two windows."""
+        assert self.models is not None
+        path = Path(path)
+        self.models.swap_classifier(path, self.channels, self.n_patches)
+        self._outlet_meta.update(classifier=str(path), engine=self.models.describe())
+        self.hub.update_status(engine=self.models.describe())
+        logger.info("Classifier swapped to %s (%s).", path, ", ".join(self.models.class_names))

@@ -1,0 +1,164 @@
+"""The processing thread: ring buffer -> preprocessing -> windows -> quality -> mailbox.
+
+Reads what acquisition wrote since its last pass (samples, timestamps, gap segments and
+stream flags, all from the ring), splits it at gaps (resetting the filters and the
+window scheduler there, so no window mixes data across a gap), preprocesses each
+gap-free piece, cuts windows, completes their quality flags, attaches the markers that
+fall inside them and posts them to the single-slot mailbox. It also keeps the pipeline
+status in step with the inlet's counters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._config import RunConfig
+from ._inlet import EEGInlet, MarkerInlet
+from ._mailbox import Mailbox, QueuedWindow
+from ._preprocessing import Preprocessor
+from ._quality import ChannelFlag, UnitCheck, assess_window, count_by_kind
+from ._results import ResultHub
+from ._ring_buffer import BufferOverrunError, RingBuffer
+from ._windows import MarkerLockedWindows, SlidingWindows, Window
+
+logger = logging.getLogger("neurorvq_stream")
+
+
+@dataclass
+class _Position:
+    """Where the last pass stopped: ring count, segment of the last sample read."""
+
+    count: int = 0
+    segment: int = 0
+
+
+class ProcessingStage:
+    """Thread body of the processing stage; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        inlet: EEGInlet,
+        markers: MarkerInlet | None,
+        ring: RingBuffer,
+        preprocessor: Preprocessor,
+        source_index: np.ndarray,
+        n_patches: int,
+        mailbox: Mailbox,
+        hub: ResultHub,
+    ) -> None:
+        self.config = config
+        self.inlet = inlet
+        self.markers = markers
+        self.ring = ring
+        self.pre = preprocessor
+        self.source_index = source_index
+        self.mailbox = mailbox
+        self.hub = hub
+        w = config.windows
+        self.scheduler: SlidingWindows | MarkerLockedWindows = (
+            MarkerLockedWindows(offset_s=w.marker_offset, length_patches=n_patches)
+            if w.mode == "markers" else SlidingWindows(n_patches, w.hop)
+        )
+        labels = config.markers.labels
+        self._lock_on = None if labels is None else set(labels)
+        self._recent_markers: list[tuple[float, str]] = []
+        self._unit = UnitCheck(inlet.sfreq)
+        self.data_ready = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        position = _Position()
+        while not stop.is_set():
+            self.data_ready.wait(0.05)
+            self.data_ready.clear()
+            self._sync_status()
+            self._take_markers()
+            if self.ring.n_written > position.count:
+                self._process(position)
+
+    # ------------------------------------------------------------------ per pass
+    def _take_markers(self) -> None:
+        if self.markers is None:
+            return
+        for t, label in self.markers.pull():
+            self._recent_markers = [*self._recent_markers[-63:], (t, label)]
+            if isinstance(self.scheduler, MarkerLockedWindows) and (
+                    self._lock_on is None or label in self._lock_on):
+                for window in self.scheduler.add_marker(t, label):
+                    self._post(window, 0.0)
+
+    def _process(self, position: _Position) -> None:
+        stop = self.ring.n_written
+        t0 = time.perf_counter()
+        try:
+            data, times, segments, stream_flags = self.ring.read(position.count, stop)
+        except BufferOverrunError:
+            # Processing fell a whole buffer behind: skip to the newest data, as after a gap.
+            skipped = stop - self.ring.capacity // 2 - position.count
+            self.hub.increment("samples_lost", skipped)
+            logger.warning("Processing fell behind; skipped %d samples.", skipped)
+            position.count += skipped
+            position.segment = -1
+            return
+        data = data[:, self.source_index]
+        self._unit.update(np.where(np.isfinite(data), data, np.nan) * self.pre.unit_scale)
+        unit_flag = int(ChannelFlag.UNIT) if self._unit.verdict else 0
+        breaks = np.flatnonzero(np.diff(np.concatenate(([position.segment], segments))))
+        windows: list[Window] = []
+        for a, b in itertools.pairwise([0, *breaks.tolist(), len(times)]):
+            if a in breaks:
+                self.pre.reset()
+                self.scheduler.mark_gap()
+            if b == a:
+                continue
+            out = self.pre.process(data[a:b], times[a:b])
+            if len(out.times) == 0:
+                continue
+            flags = out.flags | np.uint8(int(np.bitwise_or.reduce(stream_flags[a:b])) | unit_flag)
+            windows += self.scheduler.feed(out.data, out.times, flags)
+        position.count, position.segment = stop, int(segments[-1])
+        elapsed = time.perf_counter() - t0
+        if elapsed * 1e3 > self.config.budgets.preprocess_ms:
+            self.hub.increment("deadline_misses")
+            logger.debug("Preprocessing took %.1f ms (budget %.1f ms).",
+                         elapsed * 1e3, self.config.budgets.preprocess_ms)
+        for window in windows:
+            self._post(window, elapsed)
+
+    def _post(self, window: Window, preprocess_s: float) -> None:
+        """Complete the window's flags and markers, then hand it to inference."""
+        q = self.config.quality
+        assessment = assess_window(window.data, window.flags, q.flat_uv, q.max_flagged_fraction)
+        inside = tuple((t, m) for t, m in self._recent_markers
+                       if window.t_first < t <= window.t_last)
+        window = dataclasses.replace(window, flags=assessment.flags, markers=inside,
+                                     rejected=assessment.rejected)
+        if self.mailbox.put(QueuedWindow(window, preprocess_s, time.perf_counter())):
+            self.hub.increment("windows_dropped")
+        self.hub.update_status(queue_depth=self.mailbox.depth,
+                               flag_counts=tuple(count_by_kind(assessment.flags).items()))
+
+    def _sync_status(self) -> None:
+        c = self.inlet.counters
+        warnings = []
+        if c.rate_mismatch:
+            expected = self.inlet.sfreq * self.inlet.replay_speed
+            warnings.append(f"samples arrive at {c.measured_rate:.1f} Hz, not the declared "
+                            f"{expected:g} Hz: check the amplifier's rate setting")
+        if self._unit.verdict:
+            warnings.append(f"{self._unit.verdict}; set stream.unit (--unit) to the unit the "
+                            "amplifier sends")
+        skipped = getattr(self.scheduler, "n_skipped", 0)
+        self.hub.update_status(
+            stream_state=c.state, samples_received=c.samples_received,
+            samples_lost=c.samples_lost, gaps=c.gaps, stalls=c.stalls,
+            measured_rate=c.measured_rate, stream_warnings=tuple(warnings),
+            markers_skipped=skipped,
+        )
