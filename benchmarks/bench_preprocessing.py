@@ -22,11 +22,12 @@ def _measure(rate: float, n_channels: int, resampler: str, seconds: float) -> di
     rng = np.random.default_rng(0)
     chunk = max(1, round(rate * 0.02))
     data = rng.standard_normal((round(rate * seconds), n_channels)) * 20.0
+    times = np.arange(data.shape[0]) / rate
     pre = Preprocessor(rate, n_channels, resampler=resampler)  # type: ignore[arg-type]
     worst, total, lags = 0.0, 0.0, []
     for start in range(0, data.shape[0], chunk):
         t0 = time.perf_counter()
-        pre.process(data[start : start + chunk])
+        pre.process(data[start : start + chunk], times[start : start + chunk])
         spent = time.perf_counter() - t0
         total += spent
         worst = max(worst, spent)

@@ -1,8 +1,12 @@
 """The console script: listing streams, and `run` without a stream explains how to pick one."""
 
+import os
+import subprocess
+import sys
 import uuid
 
 import pylsl
+import pytest
 
 from neurorvq_stream.cli import build_parser, main
 
@@ -31,10 +35,17 @@ def test_run_with_a_missing_config_file_is_a_clear_error(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_every_subcommand_has_help():
+def test_every_subcommand_has_help_and_a_handler(capsys):
     parser = build_parser()
-    for command in ("list", "play", "run", "demo"):
-        assert parser.parse_args([command] + (["f.edf"] if command == "play" else [])).handler
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"list", "play", "run", "demo", "calibrate", "build"}
+    required = {"play": ["f.edf"], "calibrate": ["--classes", "a", "b", "--output", "h.st"]}
+    for command in commands:
+        assert parser.parse_args([command, *required.get(command, [])]).handler
+        with pytest.raises(SystemExit) as exit:
+            parser.parse_args([command, "--help"])
+        assert exit.value.code == 0
+        assert f"neurorvq-stream {command}" in capsys.readouterr().out
 
 
 def test_run_headless_prints_status_and_latency_summary(capsys, tmp_path):
@@ -64,3 +75,19 @@ def test_run_headless_prints_status_and_latency_summary(capsys, tmp_path):
     assert "[streaming] windows" in out and "end_to_end" in out
     done = int(out.split("Windows done ")[1].split(",")[0])
     assert done >= 1
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["list", "--timeout", "0.1"],
+                                  ["run", "--help"], ["calibrate", "--help"]])
+def test_light_commands_do_not_import_the_heavy_stack(args):
+    # In a fresh interpreter: what the command imported is what a user waits for.
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['neurorvq-stream', *{args!r}]\n"
+             "try:\n    runpy.run_module('neurorvq_stream', run_name='__main__')\n"
+             "except SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+             "print(sorted(m for m in ('torch', 'scipy', 'mne', 'sklearn', 'PySide6') "
+             "if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60, env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
