@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -129,9 +130,11 @@ def test_unit_scale_from_lsl_and_clip() -> None:
     assert unit_scale_from_lsl("mV") == 1e3
     assert unit_scale_from_lsl("µV") == 1.0
     assert unit_scale_from_lsl("microvolts") == 1.0
-    with pytest.warns(UserWarning, match="assuming microvolts"):
+    assert unit_scale_from_lsl("nV") == 1e-3
+    with pytest.warns(UserWarning, match=r"assuming microvolts.*set stream\.unit.*--unit V"):
         assert unit_scale_from_lsl("") == 1.0
-    with pytest.raises(ValueError, match="Unknown EEG channel unit 'furlong'"):
+    with pytest.raises(ValueError, match=r"unit 'furlong', which is not one of V, mV, uV.*"
+                                         r"set stream\.unit"):
         unit_scale_from_lsl("furlong")
     t = np.arange(2560) / 256.0
     volts = (2e-3 * np.sin(2 * np.pi * 10 * t))[:, None]  # 2000 uV, beyond the clip
@@ -139,6 +142,21 @@ def test_unit_scale_from_lsl_and_clip() -> None:
     in_v = Preprocessor(256.0, 1, unit_scale=unit_scale_from_lsl("V")).process(volts)
     np.testing.assert_allclose(in_v, in_uv, rtol=1e-6)
     assert np.abs(in_v).max() == pytest.approx(500.0)
+
+
+def test_the_configured_unit_wins_over_missing_or_wrong_stream_metadata() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the user said which unit: nothing to warn about
+        assert unit_scale_from_lsl("", configured="V") == 1e6
+        assert unit_scale_from_lsl("volts", configured="V") == 1e6
+    with pytest.warns(UserWarning, match=r"declares its channels in 'microvolts'; stream\.unit "
+                                         r"'V' overrides it"):
+        assert unit_scale_from_lsl("microvolts", configured="V") == 1e6
+    with pytest.warns(UserWarning, match="declares its channels in 'furlong'"):
+        assert unit_scale_from_lsl("furlong", configured="millivolts") == 1e3
+    for wrong in ("", "furlong"):
+        with pytest.raises(ValueError, match=f"stream.unit '{wrong}' is not an EEG unit; set it"):
+            unit_scale_from_lsl("uV", configured=wrong)
 
 
 def test_nan_chunk_is_held_and_flagged_without_poisoning_state() -> None:
