@@ -23,6 +23,7 @@ from ._api import (
 )
 from ._checkpoint import (
     SHIPPED_MODELS,
+    CheckpointError,
     build_foundation_model,
     build_tokenizer,
     foundation_config,
@@ -52,6 +53,7 @@ __all__ = [
     "Attention",
     "Backbone",
     "Block",
+    "CheckpointError",
     "Classifier",
     "Codebook",
     "Mlp",
