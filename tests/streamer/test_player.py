@@ -1,5 +1,6 @@
 """The player replays a real BioSemi EDF segment with its events as markers."""
 
+import logging
 import time
 import uuid
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from streamer._inlet import EEGInlet, MarkerInlet
-from streamer._player import Player, bundled_recording, load_recording
+from streamer._player import Player, RecordingError, bundled_recording, load_recording
+from streamer.cli import main
 
 SPEED = 4.0
 
@@ -82,3 +84,98 @@ def test_bad_inputs_are_refused(tmp_path, segment):
         load_recording(tmp_path / "nothing.edf")
     with pytest.raises(ValueError, match="speed must be > 0"):
         Player(segment, name="x", speed=0)
+
+
+def _edf(path, seconds: float = 20.0):
+    """A real 4-channel EDF written by MNE (through edfio)."""
+    rng = np.random.default_rng(3)
+    info = mne.create_info(["Fz", "Cz", "Pz", "Oz"], 256.0, "eeg")
+    raw = mne.io.RawArray(20e-6 * rng.standard_normal((4, int(seconds * 256))), info,
+                          verbose="error")
+    raw.set_annotations(mne.Annotations([2.0, seconds - 5.0], [0.0, 0.0], ["early", "late"]))
+    mne.export.export_raw(path, raw, fmt="edf", overwrite=True, verbose="error")
+    return path
+
+
+def _one_line(err) -> str:
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "expected"),
+    [
+        (lambda d: _write(d / "take.xdf", "not an xdf file\n"), RecordingError,
+         "is not an XDF file (it does not start with the XDF mark 'XDF:'); is it another "
+         "format renamed .xdf?"),
+        (lambda d: d, RecordingError, "is a folder; pass one recording file inside it (EDF "
+                                      "(.edf), BDF (.bdf), FIF (.fif .fif.gz), XDF (.xdf))."),
+        (lambda d: _write(d / "take.txt", "1 2 3\n"), RecordingError,
+         "has an extension the player does not read; it replays EDF (.edf)"),
+        (lambda d: _write(d / "take.edf", "not an edf\n"), RecordingError,
+         "is not a readable EDF file (ValueError: Bad EDF file provided.); is it damaged"),
+        (lambda d: _write(d / "take_raw.fif", "not a fif\n"), RecordingError,
+         "is not a readable FIF file ("),
+        (lambda d: _write(d / "take.bdf", ""), RecordingError, "is empty (0 bytes)."),
+    ],
+)
+def test_files_that_cannot_be_played_get_one_line(tmp_path, make, error, expected):
+    path = make(tmp_path)
+    with pytest.raises(error) as err:
+        load_recording(path)
+    assert _one_line(err).startswith(f"Recording {str(path)!r} ")
+    assert expected in str(err.value)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_a_truncated_fif_is_refused(tmp_path):
+    path = tmp_path / "take_raw.fif"
+    info = mne.create_info(4, 100.0, "eeg")
+    mne.io.RawArray(np.ones((4, 6000)) * 1e-5, info, verbose="error").save(path, verbose="error")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingError) as err:
+        load_recording(path)
+    assert "is not a readable FIF file" in _one_line(err)
+
+
+def test_a_truncated_edf_plays_what_is_there_and_says_how_much_is_missing(tmp_path, caplog):
+    path = _edf(tmp_path / "take.edf", seconds=20.0)
+    whole = load_recording(path)
+    assert whole.duration == 20.0 and not caplog.records
+    data = path.read_bytes()
+    header = int(data[184:192])  # EDF: bytes in the header record
+    record = (len(data) - header) // 20  # 1 s data records
+    path.write_bytes(data[: header + 6 * record + record // 2])  # 6.5 of 20 records
+    with caplog.at_level(logging.WARNING, logger="neurorvq_stream"):
+        cut = load_recording(path)
+    assert cut.duration == 6.0
+    np.testing.assert_allclose(cut.data, whole.data[: len(cut.data)])
+    assert [label for _, label in cut.events] == ["early"]  # "late" was in the lost part
+    messages = [r.getMessage() for r in caplog.records]
+    assert (f"Recording {str(path)!r} is shorter than its header says: 6.0 s of 20.0 s are there "
+            "(14.0 s, 70% missing: the recording was stopped abnormally or the file was cut "
+            "short in a copy). Playing the 6.0 s that are there.") in messages
+
+
+def test_play_reports_a_bad_file_in_one_line_and_warns_on_a_truncated_one(tmp_path, capsys,
+                                                                          caplog):
+    fake = _write(tmp_path / "take.xdf", "not an xdf\n")
+    assert main(["play", str(fake)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: Recording {str(fake)!r} is not an XDF file")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["play", str(tmp_path)]) == 1
+    assert "is a folder" in capsys.readouterr().err
+    path = _edf(tmp_path / "take.edf", seconds=10.0)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="neurorvq_stream"):
+        assert main(["play", str(path), "--name", f"cut-{uuid.uuid4().hex[:8]}",
+                     "--speed", "20", "--duration", "0.3"]) == 0
+    assert any("is shorter than its header says" in r.getMessage() for r in caplog.records)
