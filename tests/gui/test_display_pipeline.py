@@ -32,7 +32,7 @@ def live_pipeline():
     player.start()
     config = RunConfig.from_dict(
         {
-            "stream": {"name": name, "resolve_timeout": 3.0},
+            "stream": {"name": name, "resolve_timeout": 30.0},
             "markers": {"name": f"{name}-Markers"},
             "windows": {"n_patches": N_PATCHES, "hop": 0.5},
             "models": {

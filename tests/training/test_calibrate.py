@@ -1,6 +1,7 @@
 """Live calibration over real loopback LSL streams (the bundled recording, replayed fast)."""
 
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -23,10 +24,11 @@ def tiny_fm(tmp_path):
 
 def test_calibration_from_live_stream_gives_a_working_head(tiny_fm, tmp_path, s01):
     replay = load_for_replay(bundled_recording(1), montage="biosemi128", tmax=110.0)
-    player = Player(replay, name="calib-eeg", speed=5.0)
+    name = f"calib-{uuid.uuid4().hex[:8]}"  # unique: other test runs share this machine
+    player = Player(replay, name=name, speed=5.0)
     player.start()
     try:
-        path = calibrate("calib-eeg", "calib-eeg-Markers", list(CHECKER_CLASSES), 10,
+        path = calibrate(name, f"{name}-Markers", list(CHECKER_CLASSES), 10,
                          tmp_path / "head.safetensors", foundation_model=tiny_fm,
                          timeout=60.0, progress=False)
     finally:
