@@ -357,7 +357,8 @@ class RunConfig:
             return cls.from_dict(data)
         except ConfigError as err:
             located = [dataclasses.replace(p, line=_line_of(p.key, lines)) for p in err.problems]
-            located.sort(key=lambda p: p.line or 0)  # stable: file order, then data flow
+            # File order; problems without a line (defaults that clash) last, in data flow.
+            located.sort(key=lambda p: (p.line is None, p.line or 0))
             raise ConfigError(located, name) from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -553,6 +554,8 @@ def _hint(value: Any, hint: Any, unit: str) -> str:
         return "; write true or false without quotes"
     if hint is str and _is_number(value):
         return f"; quote it: '{value}'"
+    if hint is str and isinstance(value, bool):
+        return "; YAML reads yes/no/on/off/true/false as a boolean: quote the text"
     if isinstance(value, str) and typing.get_origin(hint) is tuple:
         return f"; write [{value}] for a single one"
     if value is None and hint is float:

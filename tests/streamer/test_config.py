@@ -139,6 +139,9 @@ def test_flags_override_the_file_and_none_keeps_it(tmp_path):
          "write a plain number, in seconds"),
         ("windows:\n  n_patches: 2.5\n",
          "run.yaml:2: windows.n_patches: expected a whole number (1 s patches), got 2.5"),
+        ("markers:\n  name: M\n  type: no\n",
+         "run.yaml:3: markers.type: expected a string or null, got False (a boolean); YAML "
+         "reads yes/no/on/off/true/false as a boolean: quote the text"),
         ("stream:\n  name: 123\n",
          "run.yaml:2: stream.name: expected a string or null, got 123 (an integer); "
          "quote it: '123'"),
