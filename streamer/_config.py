@@ -502,7 +502,7 @@ def _typed(value: Any, hint: Any, unit: str = "") -> tuple[Any, str | None]:
     if hint is str and isinstance(value, str):
         if value.strip():
             return value, None
-        return value, "is empty" + ("; leave the key out (or null) for none" if optional else "")
+        return value, "is empty" + ("; give a value, or leave it out for none" if optional else "")
     if (typing.get_origin(hint) is tuple and isinstance(value, list | tuple)
             and all(isinstance(v, str) for v in value)):
         return tuple(value), None

@@ -158,7 +158,8 @@ def test_flags_override_the_file_and_none_keeps_it(tmp_path):
         ("\n\nwindows: [1, 2]\n", "run.yaml:3: windows: must be a section"),
         ("stream:\n  unit: furlong\n",
          "run.yaml:2: stream.unit: 'furlong' is not a unit of V, mV, uV, nV"),
-        ("stream:\n  unit: ''\n", "run.yaml:2: stream.unit: is empty; leave the key out"),
+        ("stream:\n  unit: ''\n",
+         "run.yaml:2: stream.unit: is empty; give a value, or leave it out for none"),
         ("preprocessing:\n  reference: avg\n",
          "run.yaml:2: preprocessing.reference: got 'avg' (did you mean 'average'?); "
          "must be one of 'none', 'average'"),
@@ -289,7 +290,7 @@ def test_overrides_are_checked_like_the_file_and_say_so(tmp_path):
     with pytest.raises(ConfigError) as caught:
         base.override(**{"stream.unit": ""})
     assert str(caught.value) == (
-        "command line: stream.unit: is empty; leave the key out (or null) for none")
+        "command line: stream.unit: is empty; give a value, or leave it out for none")
     with pytest.raises(ConfigError, match=r"command line: stream.unit: 'furlong' is not a unit"):
         base.override(**{"stream.unit": "furlong"})
     with pytest.raises(ConfigError, match=r"command line: windows.hop: must be at most the "
