@@ -9,6 +9,7 @@ from ._api import (
     prepare_window,
 )
 from ._checkpoint import (
+    CheckpointError,
     build_foundation_model,
     build_tokenizer,
     read_sidecar,
@@ -25,6 +26,7 @@ __all__ = [
     "ELECTRODES",
     "MODEL_RATE",
     "PATCH_SAMPLES",
+    "CheckpointError",
     "Classifier",
     "NeuroRVQConfig",
     "NeuroRVQFoundationModel",

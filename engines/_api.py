@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checkpoint import build_foundation_model, build_tokenizer, read_sidecar
+from ._checkpoint import CheckpointError, build_foundation_model, build_tokenizer, read_sidecar
 from ._config import NeuroRVQConfig
 from ._format import electrode_indices
 from ._foundation import NeuroRVQFoundationModel
@@ -228,7 +228,7 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Cla
     """Classifier from a fine-tuned foundation-model checkpoint (needs ``fc_norm`` + ``head``)."""
     model = build_foundation_model(path, pretraining_heads=False)
     if model.config.n_out <= 0:
-        raise ValueError(
+        raise CheckpointError(
             f"Checkpoint {str(path)!r} is a foundation model without a classification head "
             "(pretraining form). Fine-tune it first (training/), or load it with "
             "engines.build_foundation_model(path, n_out=...) to add a fresh head."

@@ -9,8 +9,10 @@ format with a JSON sidecar ``<file>.json`` (channels, classes, sampling rate, pr
 from __future__ import annotations
 
 import json
+import pickle
 import re
-from collections.abc import Iterable, Mapping
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -22,41 +24,170 @@ from ._tokenizer import NeuroRVQTokenizer
 
 _PRETRAINING_KEYS = ("mask_token", "norm_pre.", "head_pre_")
 _WRAPPER_KEYS = ("model", "state_dict", "module")
+_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+_COPY_AGAIN = "copy it again from its source (an interrupted download or copy leaves this)"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file, the fault and the fix."""
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.pt``/``.pth`` (torch.save, weights only) or ``.safetensors`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint {str(path)!r} does not exist.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """Tensors of a ``.pt``/``.pth`` (torch.save, weights only) or ``.safetensors`` file.
 
-        return load_file(str(path), device="cpu")
-    if path.suffix not in (".pt", ".pth", ".bin", ".ckpt"):
-        raise ValueError(
-            f"Checkpoint {str(path)!r} has suffix {path.suffix!r}; expected .pt/.pth (torch.save "
+    Nothing in the file is ever run: ``.pt`` files are unpickled with ``weights_only``,
+    and a file that asks for more is refused. Empty, text, Git-LFS-pointer and truncated
+    files are recognised before loading, so the error says what is wrong with the file
+    rather than where a parser stopped.
+    """
+    path = Path(path)
+    name = repr(str(path))
+    if path.is_dir():
+        raise CheckpointError(
+            f"Checkpoint {name} is a folder; pass the .pt or .safetensors file inside it."
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {name} does not exist.")
+    if path.suffix not in _SUFFIXES:
+        raise CheckpointError(
+            f"Checkpoint {name} has suffix {path.suffix!r}; expected .pt/.pth (torch.save "
             "state_dict) or .safetensors."
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    fault = _file_fault(path)
+    if fault is not None:
+        raise CheckpointError(f"Checkpoint {name} {fault}.")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as err:
+            raise CheckpointError(
+                f"Checkpoint {name} is not a readable safetensors file ({err}); {_COPY_AGAIN}."
+            ) from err
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        refusal = _refusal(err)
+        if refusal is not None:
+            raise CheckpointError(f"Checkpoint {name} was refused: {refusal}") from None
+        raise CheckpointError(
+            f"Checkpoint {name} is not a torch.save file or is damaged "
+            f"({_unpickler_detail(err)}); {_COPY_AGAIN}."
+        ) from err
+    except (RuntimeError, EOFError, KeyError, ValueError) as err:
+        raise CheckpointError(
+            f"Checkpoint {name} is not a torch.save file or is damaged ({_first_line(err)}); "
+            f"{_COPY_AGAIN}."
+        ) from err
+    return _tensors(state, name)
+
+
+def _tensors(state: object, name: str) -> dict[str, torch.Tensor]:
+    """The state_dict inside what torch.load returned, unwrapping ``{"model": ...}`` forms."""
     while isinstance(state, Mapping) and not any(torch.is_tensor(v) for v in state.values()):
         inner = [k for k in _WRAPPER_KEYS if isinstance(state.get(k), Mapping)]
         if not inner:
-            raise ValueError(
-                f"Checkpoint {str(path)!r} holds no tensors at top level and none of the "
-                f"wrapper keys {_WRAPPER_KEYS}; found keys {sorted(state)[:10]}."
+            raise CheckpointError(
+                f"Checkpoint {name} holds no tensors at top level and none of the "
+                f"wrapper keys {_WRAPPER_KEYS}; found keys {sorted(map(str, state))[:10]}."
             )
         state = state[inner[0]]
     if not isinstance(state, Mapping):
-        raise ValueError(f"Checkpoint {str(path)!r} is a {type(state).__name__}, not a state_dict.")
+        raise CheckpointError(
+            f"Checkpoint {name} is a {type(state).__name__}, not a state_dict."
+        )
     return {k: v for k, v in state.items() if torch.is_tensor(v)}
+
+
+def _file_fault(path: Path) -> str | None:
+    """What is visibly wrong with the file's bytes (the loaders' own errors do not say)."""
+    size = path.stat().st_size
+    if size == 0:
+        return f"is empty (0 bytes); {_COPY_AGAIN}"
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head.startswith(b"version https://git-lfs"):
+        return ("is a Git LFS pointer, not the weights; fetch them with `git lfs pull` "
+                "(or download the file itself)")
+    if _is_text(head):
+        first = head.decode("utf-8", errors="replace").strip().splitlines()[0][:60]
+        return (f"is a text file, not a checkpoint (it begins {first!r}); pass the .pt or "
+                ".safetensors file that holds the weights")
+    if path.suffix == ".safetensors":
+        return _safetensors_fault(path, size)
+    if head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path):
+        return ("is cut short: a torch.save file is a zip archive, and the index at its end "
+                f"is missing; {_COPY_AGAIN}")
+    return None
+
+
+def _safetensors_fault(path: Path, size: int) -> str | None:
+    """Compare the file's size with what its header (8-byte length + JSON) describes."""
+    with path.open("rb") as f:
+        n_header = int.from_bytes(f.read(8), "little")
+        if size < 8 or 8 + n_header > size:
+            return (f"is cut short or not a safetensors file: its header needs "
+                    f"{8 + n_header} bytes, the file has {size}; {_COPY_AGAIN}")
+        try:
+            header = json.loads(f.read(n_header))
+            ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return ("has a damaged header (not the JSON a safetensors file starts with); "
+                    f"{_COPY_AGAIN}")
+    expected = 8 + n_header + max(ends, default=0)
+    if size < expected:
+        return (f"is cut short: it holds {size} of the {expected} bytes its header describes "
+                f"({1 - size / expected:.0%} missing); {_COPY_AGAIN}")
+    return None
+
+
+def _is_text(head: bytes) -> bool:
+    """Printable UTF-8 (a multi-byte character cut at the end of ``head`` is allowed)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 3:
+            return False
+        text = head[:err.start].decode("utf-8")
+    return bool(text.strip()) and all(c.isprintable() or c in "\t\n\r\f" for c in text)
+
+
+def _refusal(err: pickle.UnpicklingError) -> str | None:
+    """Why a weights-only load refused the pickle and what to do; None if it is just damaged."""
+    detail = _unpickler_detail(err)
+    if re.match(r"(Unsupported operand|String is too long|pickle data was truncated)", detail):
+        return None
+    found = re.search(r"GLOBAL ([\w.]+)", str(err))
+    what = f"calls {found.group(1)}" if found else "builds Python objects other than tensors"
+    return (
+        f"unpickling it {what}, and only tensors are read from a .pt file (nothing in it was "
+        "run). A weights file never needs this: the file may be malicious, or a training "
+        "checkpoint with more than weights. If it comes from a source you trust, save its "
+        "state_dict alone (or convert it to .safetensors) and pass that; otherwise delete it."
+    )
+
+
+def _unpickler_detail(err: pickle.UnpicklingError) -> str:
+    """The weights-only unpickler's own reason, without torch's advice around it."""
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", str(err))
+    return found.group(1).strip() if found else _first_line(err)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:160]
 
 
 def _require(sd: Mapping[str, torch.Tensor], key: str, what: str) -> torch.Tensor:
     if key not in sd:
-        raise ValueError(
-            f"This is not a NeuroRVQ {what} checkpoint: key {key!r} is missing "
-            f"(first keys present: {list(sd)[:5]})."
+        looks = ("tokenizer" if "encoder.cls_token" in sd
+                 else "foundation-model" if "cls_token" in sd else None)
+        hint = f"; it looks like a {looks} checkpoint" if looks not in (None, what) else ""
+        raise CheckpointError(
+            f"not a NeuroRVQ {what} checkpoint: key {key!r} is missing "
+            f"(first keys present: {list(sd)[:5]}){hint}."
         )
     return sd[key]
 
@@ -80,10 +211,10 @@ def _embedding_fields(sd: Mapping[str, torch.Tensor], prefix: str, what: str) ->
     return {
         "embed_dim": dim,
         "num_heads": dim // head_dim,
-        "mlp_hidden": sd[f"{prefix}blocks.0.mlp.fc1.weight"].shape[0],
+        "mlp_hidden": _require(sd, f"{prefix}blocks.0.mlp.fc1.weight", what).shape[0],
         "n_positions": _require(sd, f"{prefix}pos_embed", what).shape[0],
         "n_times": _require(sd, f"{prefix}time_embed", what).shape[0],
-        "conv_channels": sd[f"{pe}conv1_1.weight"].shape[0],
+        "conv_channels": _require(sd, f"{pe}conv1_1.weight", what).shape[0],
         "kernels1": kernels1,
         "kernels2": kernels2,
     }
@@ -117,9 +248,9 @@ def foundation_config(
     fields = _embedding_fields(sd, "", what)
     has_pre = "head_pre_1.weight" in sd
     if pretraining_heads and not has_pre:
-        raise ValueError(
-            "The foundation-model checkpoint has no pretraining heads "
-            "(head_pre_1..32); it is a fine-tuned file."
+        raise CheckpointError(
+            "no pretraining heads (head_pre_1..32) in this foundation-model checkpoint: "
+            "it is a fine-tuned file."
         )
     use_pre = has_pre if pretraining_heads is None else pretraining_heads
     n_pre = _count(sd, r"head_pre_(\d+)\.weight")
@@ -161,16 +292,25 @@ def load_state(
             if items:
                 more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
                 parts.append(f"{label} ({len(items)}): {', '.join(items[:8])}{more}")
-        raise ValueError(
+        raise CheckpointError(
             f"The {source} does not fit {type(module).__name__}: " + "; ".join(parts) + "."
         )
     module.load_state_dict({k: sd[k] for k in own}, strict=True)
 
 
+def _named(infer: Callable[..., NeuroRVQConfig], path: str | Path, *args: object
+           ) -> NeuroRVQConfig:
+    """``infer(*args)``, with the checkpoint's file named in any error it raises."""
+    try:
+        return infer(*args)
+    except CheckpointError as err:
+        raise CheckpointError(f"Checkpoint {str(path)!r}: {err}") from None
+
+
 def build_tokenizer(path: str | Path) -> NeuroRVQTokenizer:
     """Tokenizer module with the weights of ``path``, in eval mode."""
     sd = read_state_dict(path)
-    model = NeuroRVQTokenizer(tokenizer_config(sd))
+    model = NeuroRVQTokenizer(_named(tokenizer_config, path, sd))
     load_state(model, sd, source=f"checkpoint {str(path)!r}")
     return model.eval()
 
@@ -185,7 +325,7 @@ def build_foundation_model(
     on a new task).
     """
     sd = dict(read_state_dict(path))
-    cfg = foundation_config(sd, pretraining_heads)
+    cfg = _named(foundation_config, path, sd, pretraining_heads)
     ignore = () if cfg.pretraining_heads else _PRETRAINING_KEYS
     fresh = n_out is not None and n_out != cfg.n_out
     if fresh:
@@ -209,7 +349,23 @@ def sidecar_path(path: str | Path) -> Path:
 def read_sidecar(path: str | Path) -> dict:
     """Sidecar metadata of ``path``, or ``{}`` for files without one (official checkpoints)."""
     side = sidecar_path(path)
-    return json.loads(side.read_text()) if side.is_file() else {}
+    if not side.is_file():
+        return {}
+    restore = ("restore it from where the checkpoint came from: it holds the checkpoint's "
+               "channels and class names")
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except ValueError as err:  # JSON and UTF-8 decoding errors alike
+        raise CheckpointError(
+            f"The sidecar {str(side)!r} of checkpoint {str(path)!r} is not valid JSON "
+            f"({err}); {restore}."
+        ) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(
+            f"The sidecar {str(side)!r} of checkpoint {str(path)!r} holds a "
+            f"{type(meta).__name__}, not a JSON object; {restore}."
+        )
+    return meta
 
 
 def save_checkpoint(

@@ -1,9 +1,9 @@
 from ._channel_mapping import ChannelMapping, map_channels
-from ._config import RunConfig
+from ._config import ConfigError, RunConfig
 from ._datasets import SUBJECTS, bundled_events, bundled_recording
 from ._lsl import find_streams, format_stream_list, use_loopback_config
 from ._pipeline import Pipeline
-from ._player import Player, Recording, load_recording
+from ._player import Player, Recording, RecordingError, load_recording
 from ._preprocessing import Preprocessor
 from ._quality import ChannelFlag
 from ._results import PipelineStatus, ResultHub, WindowResult
@@ -13,12 +13,14 @@ __all__ = [
     "SUBJECTS",
     "ChannelFlag",
     "ChannelMapping",
+    "ConfigError",
     "MarkerLockedWindows",
     "Pipeline",
     "PipelineStatus",
     "Player",
     "Preprocessor",
     "Recording",
+    "RecordingError",
     "ResultHub",
     "RunConfig",
     "WindowResult",

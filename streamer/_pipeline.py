@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,11 +156,8 @@ class Pipeline:
 
     @property
     def n_patches(self) -> int:
-        """Patches per window: the marker window's length in marker mode, else n_patches."""
-        w = self.config.windows
-        if w.mode == "markers" and w.marker_length is not None:
-            return max(1, round(w.marker_length))
-        return w.n_patches
+        """Patches (seconds) per window, as the configuration sets them."""
+        return self.config.window_seconds
 
     # ---------------------------------------------------------------- set-up helpers
     def _map_channels(self, inlet: EEGInlet) -> Preprocessor:
@@ -175,19 +173,22 @@ class Pipeline:
         self.source_channels = mapping.source_labels
         self.channels = tuple(mapping.names)
         logger.info("%s", mapping.describe())
-        unit = self.config.stream.unit
-        if unit is None:
-            units = {chans[i].unit for i in mapping.source_indices}
-            if len(units) > 1:
-                raise ValueError(
-                    f"The mapped channels of {inlet.description.name!r} mix units {units}; "
-                    "set stream.unit (--unit) to the one unit the amplifier sends.")
-            unit = units.pop() if units else ""
+        configured = self.config.stream.unit
+        units = {chans[i].unit for i in mapping.source_indices}
+        if configured is None and len(units) > 1:
+            raise ValueError(
+                f"The mapped channels of {inlet.description.name!r} mix units {units}; "
+                "set stream.unit (--unit) to the one unit the amplifier sends.")
+        with warnings.catch_warnings(record=True) as doubts:
+            warnings.simplefilter("always")
+            scale = unit_scale_from_lsl(units.pop() if len(units) == 1 else "", configured)
+        for doubt in doubts:  # an assumed or overridden unit: say so once, in the log
+            logger.warning("%s", doubt.message)
         p = self.config.preprocessing
         return Preprocessor(
             inlet.sfreq, len(mapping.source_indices),
             line_freq=p.line_freq if p.notch else None, band=(p.l_freq, p.h_freq),
-            clip_uv=p.clip_uv, unit_scale=unit_scale_from_lsl(unit), reference=p.reference,
+            clip_uv=p.clip_uv, unit_scale=scale, reference=p.reference,
         )
 
     def _open_outlets(self) -> ResultOutlets | None:

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._lsl import ChannelInfo, write_channels
+
+if TYPE_CHECKING:
+    import mne
 
 logger = logging.getLogger("neurorvq_stream")
 
@@ -42,47 +49,142 @@ class Recording:
         return self.data.shape[0] / self.sfreq
 
 
+class RecordingError(ValueError):
+    """A file the player cannot replay; the message names the file, the fault and the fix."""
+
+
+# Formats the player replays, by extension: MNE reads the first four, pyxdf reads XDF.
+FORMATS = {".edf": "EDF", ".bdf": "BDF", ".fif": "FIF", ".fif.gz": "FIF", ".xdf": "XDF"}
+
+
 def load_recording(
     path: str | Path,
     montage: str | None = None,
     tmin: float = 0.0,
     tmax: float | None = None,
 ) -> Recording:
-    """Read a file into a :class:`Recording`, in the file's own unit where it has one."""
+    """Read a file into a :class:`Recording`, in the file's own unit where it has one.
+
+    A file that cannot be replayed raises :class:`RecordingError`. What the reader only
+    warns about is logged, never hidden: an EDF/BDF file shorter than its header says
+    (a recording stopped abnormally, a copy cut short) is played as far as it goes, with
+    a warning that says how much is missing.
+    """
     path = Path(path)
+    name = repr(str(path))
+    if path.is_dir():
+        raise RecordingError(
+            f"Recording {name} is a folder; pass one recording file inside it "
+            f"({_format_list()})."
+        )
     if not path.is_file():
-        raise FileNotFoundError(f"Recording {str(path)!r} does not exist.")
-    if path.suffix.lower() == ".xdf":
+        raise FileNotFoundError(f"Recording {name} does not exist.")
+    kind = next((k for ext, k in FORMATS.items() if path.name.lower().endswith(ext)), None)
+    if kind is None:
+        raise RecordingError(
+            f"Recording {name} has an extension the player does not read; it replays "
+            f"{_format_list()} (convert other formats with MNE: raw.export or raw.save)."
+        )
+    if path.stat().st_size == 0:
+        raise RecordingError(f"Recording {name} is empty (0 bytes).")
+    if kind == "XDF":
+        with path.open("rb") as f:
+            if f.read(4) != b"XDF:":
+                raise RecordingError(
+                    f"Recording {name} is not an XDF file (it does not start with the XDF "
+                    "mark 'XDF:'); is it another format renamed .xdf?"
+                )
         return _load_xdf(path, tmin, tmax)
     import mne
 
-    try:
-        raw = mne.io.read_raw(path, preload=False, verbose="error")
-    except ValueError as err:
-        raise ValueError(
-            f"Cannot read {str(path)!r} ({err}); supported: EDF, BDF, FIF and XDF."
-        ) from err
-    raw.crop(tmin=tmin, tmax=min(tmax, raw.times[-1]) if tmax is not None else None)
-    raw.pick(["eeg", "eog", "ecg", "emg", "misc", "bio"], exclude=())
-    if montage is not None:
-        raw.set_montage(montage, on_missing="warn", verbose="error")
+    with _reading(name, kind):
+        raw = mne.io.read_raw(path, preload=False, verbose="warning")
+    _warn_if_cut_short(path, raw, name)
+    with _logged_warnings(name):
+        raw.crop(tmin=tmin, tmax=min(tmax, raw.times[-1]) if tmax is not None else None)
+        raw.pick(["eeg", "eog", "ecg", "emg", "misc", "bio"], exclude=())
+        if montage is not None:
+            raw.set_montage(montage, on_missing="warn", verbose="warning")
     orig = getattr(raw, "_orig_units", None) or {}
     channels, scales = [], []
-    for ch, kind in zip(raw.info["chs"], raw.get_channel_types(), strict=True):
+    for ch, ch_type in zip(raw.info["chs"], raw.get_channel_types(), strict=True):
         unit = _UNIT_NAMES.get(orig.get(ch["ch_name"], "V"), "volts")
         loc = np.asarray(ch["loc"][:3], dtype=float)
         location = None
         if np.all(np.isfinite(loc)) and np.any(loc != 0):
             location = tuple(float(v) for v in loc * 1e3)  # XDF convention: millimetres
-        channels.append(ChannelInfo(ch["ch_name"], unit, kind.upper(), location))
+        channels.append(ChannelInfo(ch["ch_name"], unit, ch_type.upper(), location))
         scales.append(_UNIT_SCALE[unit])
-    data = (raw.get_data().T * np.asarray(scales)).astype(np.float32)
+    with _reading(name, kind):
+        samples = raw.get_data()
+    data = (samples.T * np.asarray(scales)).astype(np.float32)
     events = [
         (float(a["onset"] - raw.first_time), str(a["description"]))
         for a in raw.annotations
         if not str(a["description"]).lower().startswith(("bad", "edge", "boundary"))
     ]
     return Recording(data, float(raw.info["sfreq"]), channels, events)
+
+
+def _format_list() -> str:
+    kinds: dict[str, list[str]] = {}
+    for ext, kind in FORMATS.items():
+        kinds.setdefault(kind, []).append(ext)
+    return ", ".join(f"{kind} ({' '.join(exts)})" for kind, exts in kinds.items())
+
+
+@contextmanager
+def _logged_warnings(name: str) -> Iterator[None]:
+    """Pass on what MNE warns about while reading (a damaged tag, annotations dropped)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                logger.warning("Reading recording %s: %s", name, warning.message)
+
+
+@contextmanager
+def _reading(name: str, kind: str) -> Iterator[None]:
+    """Turn a reader's failure on a damaged file into one RecordingError naming it."""
+    try:
+        with _logged_warnings(name):
+            yield
+    except Exception as err:  # MNE's readers fail with whatever error their parser hit
+        logger.debug("MNE could not read %s.", name, exc_info=True)
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+        raise RecordingError(
+            f"Recording {name} is not a readable {kind} file ({type(err).__name__}: {detail}); "
+            "is it damaged or cut short, or another format with this extension?"
+        ) from err
+
+
+def _warn_if_cut_short(path: Path, raw: mne.io.BaseRaw, name: str) -> None:
+    """Compare an EDF/BDF file's samples with the length its header declares.
+
+    MNE (like edfio) silently takes the length from the file size when they differ;
+    the header fields read here are the number of data records (bytes 236-244, -1
+    while still recording) and the record duration in seconds (bytes 244-252).
+    """
+    if path.suffix.lower() not in (".edf", ".bdf"):
+        return
+    with path.open("rb") as f:
+        header = f.read(256)
+    try:
+        declared = int(header[236:244].decode("ascii")) * float(header[244:252].decode("ascii"))
+    except ValueError:
+        return
+    sfreq = float(raw.info["sfreq"])
+    present = raw.n_times / sfreq
+    if declared > present + 0.5 / sfreq:
+        missing = declared - present
+        logger.warning(
+            "Recording %s is shorter than its header says: %.1f s of %.1f s are there "
+            "(%.1f s, %.0f%% missing: the recording was stopped abnormally or the file was "
+            "cut short in a copy). Playing the %.1f s that are there.",
+            name, present, declared, missing, 100 * missing / declared, present,
+        )
 
 
 def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:

@@ -28,7 +28,7 @@ Non-finite input (NaN/inf, e.g. an amplifier dropping a channel) never enters th
 state: each such value is replaced by that channel's last finite value (0 before any),
 and the output samples of that chunk are flagged ``NONFINITE`` for that channel. Holding
 the last value, rather than writing 0, avoids a step of the full DC offset into the
-band-pass. Output samples at the clip level are flagged ``CLIPPED``.
+band-pass.
 """
 
 from __future__ import annotations
@@ -69,26 +69,51 @@ _MAX_RATIO_DENOMINATOR = 10_000
 _MAX_GATHER_ELEMENTS = 4_000_000
 
 
-def unit_scale_from_lsl(unit: str) -> float:
-    """Factor that turns values in the LSL channel ``unit`` into microvolts.
+UNIT_NAMES = "V, mV, uV, nV (also volts, millivolts, microvolts, µV, nanovolts)"
 
-    An empty unit is common in LSL apps that never fill the metadata; it is taken as uV
-    with a warning, because uV is what nearly every EEG amplifier app sends.
+
+def unit_scale(unit: str) -> float | None:
+    """Factor that turns values in ``unit`` into microvolts; None for a name not known."""
+    return _UNIT_SCALES.get(unit.strip().lower().replace(" ", ""))
+
+
+def unit_scale_from_lsl(unit: str, configured: str | None = None) -> float:
+    """Factor that turns the stream's values into microvolts.
+
+    ``configured`` (the run's ``stream.unit``, flag ``--unit``) wins over the stream's
+    channel ``unit``: it is how a user fixes a stream whose metadata lacks or misstates
+    its unit. Without it, an empty unit (common in LSL apps that never fill the metadata)
+    is taken as uV with a warning, because uV is what nearly every EEG amplifier app sends.
     """
-    key = unit.strip().lower().replace(" ", "")
-    if key == "":
+    if configured is not None:
+        scale = unit_scale(configured)
+        if scale is None:
+            raise ValueError(
+                f"stream.unit {configured!r} is not an EEG unit; set it to one of {UNIT_NAMES}."
+            )
+        if unit.strip() and unit_scale(unit) != scale:
+            warnings.warn(
+                f"The stream declares its channels in {unit!r}; stream.unit {configured!r} "
+                "overrides it.",
+                stacklevel=2,
+            )
+        return scale
+    if not unit.strip():
         warnings.warn(
-            "The stream gives no channel unit; assuming microvolts (uV). Pass the unit "
-            "explicitly if the amplifier sends volts or millivolts.",
+            "The stream gives no channel unit; assuming microvolts (uV). If the amplifier "
+            "sends volts or millivolts, set stream.unit in the run configuration (or pass "
+            "--unit V / --unit mV).",
             stacklevel=2,
         )
         return 1.0
-    if key not in _UNIT_SCALES:
+    scale = unit_scale(unit)
+    if scale is None:
         raise ValueError(
-            f"Unknown EEG channel unit {unit!r}. Expected one of V, mV, uV (also 'volts', "
-            "'microvolts', 'µV', 'nV'); set the unit explicitly in the run configuration."
+            f"The stream declares the channel unit {unit!r}, which is not one of {UNIT_NAMES}; "
+            "set stream.unit in the run configuration (or pass --unit) to the unit the "
+            "amplifier really sends."
         )
-    return _UNIT_SCALES[key]
+    return scale
 
 
 class _PolyphaseStream:
@@ -167,7 +192,8 @@ class Processed:
     """New 200 Hz output of one :meth:`Preprocessor.process` call.
 
     ``data`` (n, C) float32 uV, ``times`` (n,) the source-clock time each sample stands
-    for, ``flags`` (n, C) uint8 :class:`ChannelFlag` bits (``NONFINITE``, ``CLIPPED``).
+    for, ``flags`` (n, C) uint8 :class:`ChannelFlag` bits (``NONFINITE`` where the input
+    held a value).
     """
 
     data: np.ndarray
@@ -319,7 +345,6 @@ class Preprocessor:
         out = np.clip(resampled, -self.clip_uv, self.clip_uv).astype(np.float32)
         flags = np.zeros(out.shape, np.uint8)
         flags[:, held] |= np.uint8(ChannelFlag.NONFINITE)
-        flags[np.abs(out) >= np.float32(self.clip_uv)] |= np.uint8(ChannelFlag.CLIPPED)
         return Processed(out, self._output_times(n_out0, self.n_out), flags)
 
     def _output_times(self, start: int, stop: int) -> np.ndarray:

@@ -134,8 +134,8 @@ class ProcessingStage:
 
     def _post(self, window: Window, preprocess_s: float) -> None:
         """Complete the window's flags and markers, then hand it to inference."""
-        q = self.config.quality
-        assessment = assess_window(window.data, window.flags, q.flat_uv, q.max_flagged_fraction)
+        assessment = assess_window(window.data, window.flags, self.config.quality,
+                                   self.config.preprocessing.clip_uv)
         inside = tuple((t, m) for t, m in self._recent_markers
                        if window.t_first < t <= window.t_last)
         window = dataclasses.replace(window, flags=assessment.flags, markers=inside,

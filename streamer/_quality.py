@@ -2,11 +2,12 @@
 
 Each fact is computed once, where its data is, and travels with the window:
 
-- the preprocessor marks samples whose input was NaN/inf (held at the last good value) or
-  that reached the clip level (``NONFINITE``, ``CLIPPED``, per 200 Hz sample and channel);
+- the preprocessor marks samples whose input was NaN/inf (held at the last good value,
+  ``NONFINITE``); acquisition and processing mark every sample of a stream whose rate or
+  unit is in doubt (``RATE``, ``UNIT``);
 - the window scheduler ORs those marks over each window;
-- :func:`assess_window` adds ``FLAT`` (peak-to-peak below ``flat_uv``) and the stream-level
-  ``RATE`` / ``UNIT`` flags, and decides whether the window is fit to classify.
+- :func:`assess_window` adds ``FLAT`` (peak-to-peak below ``flat_uv``) and ``CLIPPED``
+  (too many samples at the clip level) and decides whether the window is fit to classify.
 
 Stream-level checks: :class:`RateMonitor` compares the rate at which samples *arrive*
 with the stream's nominal rate (a stream declaring 128 Hz that sends 256 Hz would otherwise
@@ -19,8 +20,12 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._config import QualityConfig
 
 
 class ChannelFlag(enum.IntFlag):
@@ -64,19 +69,23 @@ class Assessment:
 
 
 def assess_window(
-    data: np.ndarray, sample_flags: np.ndarray, flat_uv: float, max_flagged_fraction: float
+    data: np.ndarray, sample_flags: np.ndarray, quality: QualityConfig, clip_uv: float
 ) -> Assessment:
     """Complete a window's per-channel flags and decide whether it is fit to classify.
 
-    ``data`` is the window (C, n) in uV, ``sample_flags`` the OR of its samples' flags (C,)
-    (stream-level bits such as ``RATE`` and ``UNIT`` are already on every sample). A window
-    is rejected when more than ``max_flagged_fraction`` of its channels are flagged.
+    ``data`` is the window (C, n) in uV (already clipped at ``clip_uv``), ``sample_flags``
+    the OR of its samples' flags (C,). A channel is ``FLAT`` below ``quality.flat_uv``
+    peak-to-peak and ``CLIPPED`` when at least ``quality.clipped_fraction`` of its samples
+    sit at the clip level; the window is rejected when more than
+    ``quality.max_flagged_fraction`` of its channels carry any flag.
     """
     flags = np.asarray(sample_flags, dtype=np.uint8).copy()
     if data.shape[1]:
-        flags[np.ptp(data, axis=1) < flat_uv] |= np.uint8(ChannelFlag.FLAT)
+        flags[np.ptp(data, axis=1) < quality.flat_uv] |= np.uint8(ChannelFlag.FLAT)
+        at_clip = np.mean(np.abs(data) >= np.float32(clip_uv), axis=1)
+        flags[at_clip >= quality.clipped_fraction] |= np.uint8(ChannelFlag.CLIPPED)
     fraction = float(np.count_nonzero(flags)) / max(1, len(flags))
-    return Assessment(flags, fraction, fraction > max_flagged_fraction)
+    return Assessment(flags, fraction, fraction > quality.max_flagged_fraction)
 
 
 class RateMonitor:

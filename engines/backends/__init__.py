@@ -8,31 +8,10 @@
 
 Exported graphs and compiled engines are cached per user (``default_cache_dir``;
 ``$NEURORVQ_CACHE_DIR`` moves it); ``compile_engines`` and ``export_graphs`` build them
-ahead of a run (``build_engine.py``).
+ahead of a run (``build_engine.py``). Names load on first use (the list is
+``__init__.pyi``), so reading ``BACKENDS`` costs no torch import.
 """
 
-from ._base import EngineOutput, InferenceEngine
-from ._cache import EngineCache, default_cache_dir
-from ._export import GRAPH_FILES, export_graphs
-from ._factory import BACKENDS, create_engine
-from ._graph import GraphEngine
-from ._onnxruntime import OrtGraph
-from ._tensorrt import compile_engines, graph_profile, tensorrt_unavailable_reason
-from ._trt_check import check_onnx_for_tensorrt
+import lazy_loader as _lazy
 
-__all__ = [
-    "BACKENDS",
-    "GRAPH_FILES",
-    "EngineCache",
-    "EngineOutput",
-    "GraphEngine",
-    "InferenceEngine",
-    "OrtGraph",
-    "check_onnx_for_tensorrt",
-    "compile_engines",
-    "create_engine",
-    "default_cache_dir",
-    "export_graphs",
-    "graph_profile",
-    "tensorrt_unavailable_reason",
-]
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

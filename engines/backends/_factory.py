@@ -11,11 +11,11 @@ import importlib.util
 import logging
 from pathlib import Path
 
+from .._checkpoint import CheckpointError
 from ._base import InferenceEngine
+from ._names import BACKENDS
 
 logger = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
 
 
 def _ort_providers() -> list[str]:
@@ -152,6 +152,8 @@ def create_engine(
         try:
             engine = _build(name, dev, *paths, prec, cache, threads)
             engine.load()
+        except CheckpointError:
+            raise  # the file is at fault, not the backend: no other backend can read it
         except (RuntimeError, OSError, ImportError, ValueError) as err:
             logger.warning("auto: %s on %s failed to load (%s); trying the next backend.",
                            name, dev, err)

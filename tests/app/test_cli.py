@@ -7,13 +7,16 @@ import uuid
 
 import pylsl
 import pytest
+from helpers import EVENTUALLY_S
 
 from neurorvq_stream.cli import build_parser, main
+from neurorvq_stream.streamer._lsl import find_streams
 
 
 def test_list_shows_a_stream_in_reach(capsys):
     name = f"cli-{uuid.uuid4().hex[:8]}"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 8, 512.0, "float32", name))
+    assert find_streams(name=name, timeout=EVENTUALLY_S)  # up and answering discovery
     assert main(["list", "--timeout", "1.5"]) == 0
     out = capsys.readouterr().out
     assert f"'{name}' type='EEG' 8 ch @ 512 Hz" in out
@@ -23,6 +26,7 @@ def test_list_shows_a_stream_in_reach(capsys):
 def test_run_without_a_stream_lists_and_explains(capsys):
     name = f"cli-{uuid.uuid4().hex[:8]}"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 4, 250.0, "float32", name))
+    assert find_streams(name=name, timeout=EVENTUALLY_S)  # up and answering discovery
     assert main(["run"]) == 2
     out = capsys.readouterr().out
     assert name in out and "--stream NAME" in out
@@ -65,7 +69,7 @@ def test_run_headless_prints_status_and_latency_summary(capsys, tmp_path):
     player.start()
     config = tmp_path / "run.yaml"
     config.write_text("windows:\n  n_patches: 1\n")
-    code = main(["run", "--stream", name, "--headless", "--duration", "3", "--hop", "0.25",
+    code = main(["run", "--stream", name, "--headless", "--duration", "6", "--hop", "0.25",
                  "--config", str(config),
                  "--tokenizer", str(fixtures / "tokenizer.pt"),
                  "--classifier", str(fixtures / "foundation_model.pt")])

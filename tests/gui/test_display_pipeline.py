@@ -5,7 +5,6 @@ import uuid
 
 import numpy as np
 import pytest
-from conftest import PARITY_DIR
 from pyqtgraph.Qt import QtWidgets
 
 from neurorvq_stream.gui import MainWindow, save_screenshot
@@ -25,13 +24,9 @@ N_PATCHES = 2
 
 
 @pytest.fixture
-def live_pipeline():
+def live_pipeline(parity_tokenizer, parity_classifier):
     """The bundled BioSemi recording (16 channels, positions in the stream) being processed."""
-    try:
-        path = bundled_recording("s01")
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
-    full = load_recording(path, montage="biosemi128", tmin=5.0, tmax=40.0)
+    full = load_recording(bundled_recording("s01"), montage="biosemi128", tmin=5.0, tmax=40.0)
     recording = Recording(
         full.data[:, :N_CHANNELS], full.sfreq, full.channels[:N_CHANNELS], full.events
     )
@@ -40,12 +35,12 @@ def live_pipeline():
     player.start()
     config = RunConfig.from_dict(
         {
-            "stream": {"name": name, "resolve_timeout": 3.0},
+            "stream": {"name": name, "resolve_timeout": 30.0},
             "markers": {"name": f"{name}-Markers"},
             "windows": {"n_patches": N_PATCHES, "hop": 0.5},
             "models": {
-                "tokenizer": str(PARITY_DIR / "tokenizer.pt"),
-                "classifier": str(PARITY_DIR / "foundation_model.pt"),
+                "tokenizer": str(parity_tokenizer),
+                "classifier": str(parity_classifier),
                 "watch_classifier": False,
             },
             "budgets": {"end_to_end_ms": 5000.0, "inference_ms": 5000.0},

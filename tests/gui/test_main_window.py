@@ -1,21 +1,21 @@
 """The main window, offscreen: real EEG through the real engines, drawn and grabbed to PNG."""
 
-import importlib.util
-from pathlib import Path
-
 import mne
 import numpy as np
 import pytest
-from conftest import PARITY_DIR
 from pyqtgraph.Qt import QtGui, QtWidgets
 
 from neurorvq_stream.engines import load_classifier, load_tokenizer
 from neurorvq_stream.gui import MainWindow, run_display, save_screenshot
 from neurorvq_stream.gui._app import widget_pixels
 from neurorvq_stream.gui._signals import RECONSTRUCTION_PEN, SIGNAL_PEN
-from neurorvq_stream.streamer._channel_mapping import map_channels
-from neurorvq_stream.streamer._quality import ChannelFlag
-from neurorvq_stream.streamer._results import ResultHub, WindowResult
+from neurorvq_stream.streamer import (
+    ChannelFlag,
+    ResultHub,
+    WindowResult,
+    bundled_recording,
+    map_channels,
+)
 
 RATE = 200
 N_PATCHES = 4
@@ -30,13 +30,10 @@ def qapp() -> QtWidgets.QApplication:
 
 
 @pytest.fixture(scope="module")
-def results() -> list[WindowResult]:
+def results(parity_tokenizer, parity_classifier) -> list[WindowResult]:
     """Windows of a real BioSemi recording mapped by position, run through the engines."""
-    spec = importlib.util.find_spec("pylossless")
-    if spec is None or spec.origin is None:
-        pytest.skip("pylossless (bundled EEG recordings) is not installed")
-    path = Path(spec.origin).parent / "assets/test_data/sub-s01/eeg/sub-s01_task-faceO_eeg.edf"
-    raw = mne.io.read_raw_edf(path, preload=True, verbose=False).crop(5.0, 17.0)
+    raw = mne.io.read_raw_edf(bundled_recording("s01"), preload=True,
+                              verbose=False).crop(5.0, 17.0)
     mapping = map_channels(raw.ch_names, montage="biosemi128")
     picks = list(mapping.source_indices[:N_CHANNELS])
     names = mapping.names[:N_CHANNELS]
@@ -50,8 +47,8 @@ def results() -> list[WindowResult]:
     size = N_PATCHES * RATE
     ends = range(size, eeg.shape[1] + 1, HOP)
     batch = np.stack([eeg[:, end - size : end] for end in ends])  # one engine call for all
-    decoded = load_tokenizer(PARITY_DIR / "tokenizer.pt").reconstruct(batch, names)
-    classifier = load_classifier(PARITY_DIR / "foundation_model.pt")
+    decoded = load_tokenizer(parity_tokenizer).reconstruct(batch, names)
+    classifier = load_classifier(parity_classifier)
     probabilities = classifier.probabilities(batch, names)
     out = []
     for k, end in enumerate(ends):

@@ -6,11 +6,14 @@ import uuid
 import numpy as np
 import pylsl
 import pytest
+from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
 from neurorvq_stream.streamer._inlet import Acquisition, EEGInlet, MarkerInlet, resolve_one
 from neurorvq_stream.streamer._ring_buffer import RingBuffer
 
 RATE = 500.0
+# Long enough that a busy machine delaying one delivery does not look like a stall.
+STALL_S = 1.0
 
 
 def _outlet(name: str, source_id: str, n_ch: int = 4) -> pylsl.StreamOutlet:
@@ -18,25 +21,47 @@ def _outlet(name: str, source_id: str, n_ch: int = 4) -> pylsl.StreamOutlet:
     return pylsl.StreamOutlet(info)
 
 
-def _drain(inlet: EEGInlet, seconds: float) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Samples, timestamps and the (overall) indices of samples that follow a gap."""
-    chunks, stamps, gaps = [], [], []
+def _drain(inlet: EEGInlet, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Everything that arrives within ``seconds`` (for when nothing more should come)."""
+    chunks, stamps = [np.empty((0, inlet.n_channels), np.float32)], [np.empty(0)]
     end = time.monotonic() + seconds
-    n = 0
     while time.monotonic() < end:
+        data, ts, _ = inlet.pull(0.005)
+        chunks.append(data)
+        stamps.append(ts)
+    return np.concatenate(chunks), np.concatenate(stamps)
+
+
+def _receive(inlet: EEGInlet, n: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Pull until ``n`` samples have arrived (failing after a generous deadline); also the
+    overall indices of the samples that follow a gap."""
+    chunks, stamps, gaps = [], [], []
+
+    def arrived() -> bool:
+        received = sum(map(len, stamps))
         data, ts, breaks = inlet.pull(0.005)
         chunks.append(data)
         stamps.append(ts)
-        gaps += (n + breaks).tolist()
-        n += len(ts)
+        gaps.extend((received + breaks).tolist())
+        return received + len(ts) >= n
+
+    wait_until(arrived, f"{n} samples")
     return np.concatenate(chunks), np.concatenate(stamps), gaps
+
+
+def _pull_until_state(inlet: EEGInlet, state: str) -> None:
+    def reached() -> bool:
+        inlet.pull(0.005)  # whoever pulls also detects stalls
+        return inlet.counters.state == state
+
+    wait_until(reached, f"the inlet to be {state}")
 
 
 @pytest.fixture
 def stream():
     name = f"inlet-{uuid.uuid4().hex[:8]}"
     outlet = _outlet(name, name)
-    inlet = EEGInlet(name=name, resolve_timeout=3.0, stall_timeout=0.3)
+    inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S, stall_timeout=STALL_S)
     inlet.open()
     yield name, outlet, inlet
     inlet.close()
@@ -49,10 +74,13 @@ def test_samples_arrive_in_the_source_clock_and_a_gap_is_counted(stream):
     outlet.push_chunk(first, (t0 + np.arange(100) / RATE).tolist())
     # 37 samples never sent: the next chunk starts 37 periods later than it should.
     outlet.push_chunk(first, (t0 + (137 + np.arange(100)) / RATE).tolist())
-    data, ts, gaps = _drain(inlet, 0.5)
+    data, ts, gaps = _receive(inlet, 200)
     assert data.shape == (200, 4)
     np.testing.assert_array_equal(data[:100], first)
-    np.testing.assert_allclose(ts[:100], t0 + np.arange(100) / RATE, atol=1e-6)
+    # Stamps are mapped into this machine's clock by liblsl's offset estimate.
+    np.testing.assert_allclose(ts[:100], t0 + np.arange(100) / RATE, atol=CLOCK_SYNC_S, rtol=0)
+    np.testing.assert_allclose(ts[100:], t0 + (137 + np.arange(100)) / RATE, atol=CLOCK_SYNC_S,
+                               rtol=0)
     c = inlet.counters
     assert (c.gaps, c.samples_lost, c.samples_received) == (1, 37, 200)
     assert gaps == [100]
@@ -61,12 +89,12 @@ def test_samples_arrive_in_the_source_clock_and_a_gap_is_counted(stream):
 def test_stall_is_reported_and_cleared_when_data_returns(stream):
     _, outlet, inlet = stream
     outlet.push_chunk(np.zeros((10, 4), np.float32))
-    _drain(inlet, 0.1)
-    assert inlet.counters.state == "streaming"
-    _drain(inlet, 0.5)
-    assert (inlet.counters.state, inlet.counters.stalls) == ("stalled", 1)
+    _receive(inlet, 10)
+    assert (inlet.counters.state, inlet.counters.stalls) == ("streaming", 0)
+    _pull_until_state(inlet, "stalled")  # no sample for STALL_S
+    assert inlet.counters.stalls == 1
     outlet.push_chunk(np.zeros((10, 4), np.float32))
-    data, _, _ = _drain(inlet, 0.1)
+    data, _, _ = _receive(inlet, 10)
     assert len(data) == 10
     assert (inlet.counters.state, inlet.counters.stalls) == ("streaming", 1)
 
@@ -74,20 +102,19 @@ def test_stall_is_reported_and_cleared_when_data_returns(stream):
 def test_inlet_recovers_after_the_outlet_restarts_with_the_same_source_id():
     name = f"restart-{uuid.uuid4().hex[:8]}"
     outlet = _outlet(name, name)
-    inlet = EEGInlet(name=name, resolve_timeout=3.0, stall_timeout=0.3)
+    inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S, stall_timeout=STALL_S)
     inlet.open()
     outlet.push_chunk(np.ones((20, 4), np.float32))
-    assert len(_drain(inlet, 0.1)[0]) == 20
+    assert len(_receive(inlet, 20)[0]) == 20
     del outlet  # the amplifier app quits ...
-    _drain(inlet, 0.5)
-    assert inlet.counters.state == "stalled"
+    _pull_until_state(inlet, "stalled")
     restarted = _outlet(name, name)  # ... and comes back
-    received = 0
-    end = time.monotonic() + 5.0
-    while received == 0 and time.monotonic() < end:
+
+    def resumed() -> bool:
         restarted.push_chunk(np.full((5, 4), 2.0, np.float32))
-        received += len(_drain(inlet, 0.05)[0])
-    assert received > 0
+        return len(_drain(inlet, 0.05)[0]) > 0
+
+    wait_until(resumed, "data from the restarted outlet")
     assert inlet.counters.state == "streaming"
     assert inlet.counters.stalls == 1
     inlet.close()
@@ -100,31 +127,34 @@ def test_acquisition_thread_fills_the_ring_buffer(stream):
     acq.start()
     chunk = np.random.default_rng(0).standard_normal((250, 4)).astype(np.float32)
     outlet.push_chunk(chunk)
-    end = time.monotonic() + 3.0
-    while ring.n_written < 250 and time.monotonic() < end:
-        time.sleep(0.01)
+    wait_until(lambda: ring.n_written >= 250, "250 samples in the ring buffer")
     acq.stop()
     data, _, _, _ = ring.read(0, ring.n_written)
     np.testing.assert_array_equal(data, chunk)
-    assert acq.error is None and acq.cpu_seconds >= 0
+    assert acq.error is None
+    # Its own CPU time is measured (the benchmarks report it): some, and never more than
+    # the wall time of a single thread.
+    assert 0 < acq.cpu_seconds <= acq.wall_seconds
 
 
 def test_markers_come_with_their_timestamps():
     name = f"mk-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, "string", name)
     outlet = pylsl.StreamOutlet(info)
-    markers = MarkerInlet(name=name, resolve_timeout=3.0)
+    markers = MarkerInlet(name=name, resolve_timeout=EVENTUALLY_S)
     markers.open()
     t = pylsl.local_clock()
     outlet.push_sample(["face-upright"], t)
     outlet.push_sample(["press-left"], t + 0.1)
     got = []
-    end = time.monotonic() + 2.0
-    while len(got) < 2 and time.monotonic() < end:
-        got += markers.pull()
-        time.sleep(0.01)
+
+    def both() -> bool:
+        got.extend(markers.pull())
+        return len(got) >= 2
+
+    wait_until(both, "two markers")
     assert [m for _, m in got] == ["face-upright", "press-left"]
-    np.testing.assert_allclose([s for s, _ in got], [t, t + 0.1], atol=1e-6)
+    np.testing.assert_allclose([s for s, _ in got], [t, t + 0.1], atol=CLOCK_SYNC_S, rtol=0)
 
 
 def test_no_stream_error_lists_what_is_there():

@@ -5,6 +5,7 @@ import uuid
 
 import pylsl
 import pytest
+from helpers import EVENTUALLY_S
 
 from neurorvq_stream.streamer._lsl import (
     LOOPBACK_CONFIG,
@@ -36,10 +37,10 @@ def test_channel_metadata_round_trip_through_an_inlet():
     info = pylsl.StreamInfo(name, "EEG", 3, 250.0, "float32", name)
     write_channels(info, channels)
     outlet = pylsl.StreamOutlet(info)
-    found = find_streams(name=name, timeout=3.0)
+    found = find_streams(name=name, timeout=EVENTUALLY_S)
     assert [i.source_id() for i in found] == [name]
     inlet = pylsl.StreamInlet(found[0])
-    got = read_channels(inlet.info(timeout=3.0))
+    got = read_channels(inlet.info(timeout=EVENTUALLY_S))
     assert got == channels
     listing = format_stream_list(found)
     assert name in listing and "3 ch @ 250 Hz" in listing
@@ -61,8 +62,10 @@ def test_find_by_source_id_skips_other_streams():
         )
         for k in range(2)
     ]
-    assert len(find_streams(name=f"same-{tag}", timeout=2.0)) == 2
-    found = find_streams(source_id=f"{tag}-1", timeout=2.0)
+    # Both outlets answer discovery before find_streams is asked to report them all.
+    assert len(pylsl.resolve_bypred(f"name='same-{tag}'", 2, EVENTUALLY_S)) == 2
+    assert len(find_streams(name=f"same-{tag}", timeout=EVENTUALLY_S)) == 2
+    found = find_streams(source_id=f"{tag}-1", timeout=EVENTUALLY_S)
     assert [i.source_id() for i in found] == [f"{tag}-1"]
     assert find_streams(name=f"absent-{tag}", timeout=0.3) == []
     del outlets

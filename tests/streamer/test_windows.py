@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import uuid
 from pathlib import Path
 
 import mne
 import numpy as np
 import pytest
+from helpers import EVENTUALLY_S
 
 from neurorvq_stream.streamer._preprocessing import Preprocessor
 from neurorvq_stream.streamer._ring_buffer import RingBuffer
@@ -114,13 +116,14 @@ def test_windows_over_real_lsl_match_offline_processing() -> None:
     eeg = raw.get_data(picks=list(range(0, 128, 16)), stop=int(12 * rate)).T * 1e6
     stamps = 1000.0 + np.arange(eeg.shape[0]) / rate
 
-    info = pylsl.StreamInfo("h2-windows-test", "EEG", 8, rate, "float32", "h2-windows-test")
+    name = f"windows-{uuid.uuid4().hex[:8]}"  # unique: other test runs share this machine
+    info = pylsl.StreamInfo(name, "EEG", 8, rate, "float32", name)
     outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=60)
-    found = pylsl.resolve_byprop("source_id", "h2-windows-test", timeout=5.0)
+    found = pylsl.resolve_byprop("source_id", name, timeout=EVENTUALLY_S)
     assert found, "the loopback outlet was not found"
     inlet = pylsl.StreamInlet(found[0], max_buflen=60)
-    inlet.open_stream(timeout=5.0)
-    assert outlet.wait_for_consumers(5.0), "the inlet did not connect"
+    inlet.open_stream(timeout=EVENTUALLY_S)
+    assert outlet.wait_for_consumers(EVENTUALLY_S), "the inlet did not connect"
     rng = np.random.default_rng(7)
     i = 0
     while i < eeg.shape[0]:

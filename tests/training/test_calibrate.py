@@ -29,7 +29,7 @@ def tiny_fm(tmp_path):
 
 def test_calibration_from_live_stream_gives_a_working_head(tiny_fm, tmp_path, s01):
     replay = load_for_replay(bundled_recording("s01"), montage="biosemi128", tmax=110.0)
-    name = f"calib-{uuid.uuid4().hex[:6]}"
+    name = f"calib-{uuid.uuid4().hex[:8]}"  # unique: other test runs share this machine
     player = Player(replay, name=name, speed=5.0)
     player.start()
     config = RunConfig.from_dict({"stream": {"name": name},

@@ -1,0 +1,25 @@
+"""Timing rules shared by the tests that talk to real LSL streams.
+
+Imported by name (``from helpers import ...``): the test root is on ``sys.path``.
+"""
+
+import time
+from collections.abc import Callable
+
+# How far two LSL clocks on this machine may disagree after liblsl's clock-offset estimate
+# (``proc_clocksync`` / ``time_correction``): tens of µs on loopback (39 µs seen), and the
+# estimate is refreshed while streaming. Timestamps that went through a correction are
+# compared at this precision; uncorrected ones (no ``proc_clocksync``) exactly.
+CLOCK_SYNC_S = 1e-3
+# Deadline for anything that only has to happen eventually (an outlet being found, data
+# arriving): generous, because a loaded machine is slow, and a passing test never waits it.
+EVENTUALLY_S = 30.0
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = EVENTUALLY_S) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` if it never does."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)
