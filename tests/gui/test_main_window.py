@@ -1,5 +1,7 @@
 """The main window, offscreen: real EEG through the real engines, drawn and grabbed to PNG."""
 
+from pathlib import Path
+
 import mne
 import numpy as np
 import pytest
