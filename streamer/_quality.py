@@ -93,41 +93,47 @@ class RateMonitor:
 
     Arrival time, not LSL timestamps: an outlet that declares 128 Hz and pushes 256 samples a
     second stamps them (by liblsl's back-dating) as if they were 128 Hz, so only the count
-    per second of this machine's clock shows the mismatch. ``expected`` is the rate the
-    stream should arrive at (its nominal rate, times the replay speed a player declares).
-    Gaps and stalls restart the measurement, so an outage is not mistaken for a slow rate.
+    per second of this machine's clock shows the mismatch. The rate is the least-squares
+    slope of the cumulative count against arrival time, so amplifiers that send large,
+    irregular chunks do not look off-rate. ``expected`` is the rate the stream should
+    arrive at (its nominal rate, times the replay speed a player declares). Gaps and stalls
+    restart the measurement, so an outage is not mistaken for a slow rate.
     """
 
     def __init__(
-        self, expected: float, tolerance: float, span_s: float = 10.0, min_span_s: float = 4.0
+        self, expected: float, tolerance: float, span_s: float = 10.0, min_span_s: float = 3.0
     ) -> None:
         self.expected = float(expected)
         self.tolerance = float(tolerance)
         self.span_s = float(span_s)
         self.min_span_s = float(min_span_s)
-        self._history: deque[tuple[float, int]] = deque()
+        self._times: deque[float] = deque()
+        self._counts: deque[int] = deque()
         self._count = 0
+        self._fitted_at = -np.inf
         self.measured: float = float("nan")
 
     def restart(self) -> None:
         """Forget the history (after a gap or stall)."""
-        self._history.clear()
+        self._times.clear()
+        self._counts.clear()
         self._count = 0
+        self._fitted_at = -np.inf
         self.measured = float("nan")
 
     def update(self, n_samples: int, now: float) -> None:
         """Count ``n_samples`` that arrived at ``now`` (monotonic seconds)."""
-        if not self._history:
-            # The first chunk's samples arrived before `now`: it only starts the clock.
-            self._history.append((now, 0))
-            return
         self._count += n_samples
-        self._history.append((now, self._count))
-        while len(self._history) > 2 and now - self._history[1][0] >= self.span_s:
-            self._history.popleft()
-        t0, c0 = self._history[0]
-        if now - t0 >= self.min_span_s:
-            self.measured = (self._count - c0) / (now - t0)
+        self._times.append(now)
+        self._counts.append(self._count)
+        while now - self._times[0] > self.span_s:
+            self._times.popleft()
+            self._counts.popleft()
+        # Refit twice a second at most: the acquisition thread must stay light.
+        if now - self._times[0] >= self.min_span_s and now - self._fitted_at >= 0.5:
+            self._fitted_at = now
+            self.measured = float(np.polyfit(np.asarray(self._times) - now,
+                                             np.asarray(self._counts, float), 1)[0])
 
     @property
     def mismatch(self) -> bool:
@@ -144,11 +150,11 @@ class UnitCheck:
     ``low_uv`` on every channel are what volts read as microvolts look like (10^6 too
     small), above ``high_uv`` what nanovolts or raw ADC counts look like. Judged on the
     median over channels of each channel's median absolute deviation, over the first
-    ``seconds`` of data and then on every chunk of at least that length, so a user who
-    fixes the amplifier's setting sees the flag clear.
+    ``seconds`` of data (before the first window is complete) and then on every block of
+    at least that length, so a user who fixes the amplifier's setting sees the flag clear.
     """
 
-    def __init__(self, rate: float, seconds: float = 2.0, low_uv: float = 0.05,
+    def __init__(self, rate: float, seconds: float = 0.5, low_uv: float = 0.05,
                  high_uv: float = 50_000.0) -> None:
         self.n_needed = max(1, round(rate * seconds))
         self.low_uv = float(low_uv)

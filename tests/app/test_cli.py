@@ -5,12 +5,15 @@ import subprocess
 import sys
 import uuid
 
+import numpy as np
 import pylsl
 import pytest
 from helpers import EVENTUALLY_S
 
 from neurorvq_stream.cli import build_parser, main
-from neurorvq_stream.streamer._lsl import find_streams
+from neurorvq_stream.streamer import Player, Recording
+from neurorvq_stream.streamer._lsl import ChannelInfo, find_streams
+from neurorvq_stream.streamer._outlets import ResultOutlets
 
 
 def test_list_shows_a_stream_in_reach(capsys):
@@ -52,33 +55,50 @@ def test_every_subcommand_has_help_and_a_handler(capsys):
         assert f"neurorvq-stream {command}" in capsys.readouterr().out
 
 
-def test_run_headless_prints_status_and_latency_summary(capsys, tmp_path):
-    from pathlib import Path
-
-    import numpy as np
-
-    from neurorvq_stream.streamer._lsl import ChannelInfo
-    from neurorvq_stream.streamer._player import Player, Recording
-
-    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "parity_v1"
+@pytest.fixture
+def small_stream():
+    """A 4-channel 10-20 stream in microvolts, looping, on a fresh name."""
     name = f"cli-run-{uuid.uuid4().hex[:8]}"
     data = 20 * np.random.default_rng(0).standard_normal((2500, 4)).astype(np.float32)
     rec = Recording(data, 250.0, [ChannelInfo(c, "microvolts", "EEG")
                                   for c in ("C3", "Cz", "C4", "Pz")], [])
     player = Player(rec, name=name, loop=True)
     player.start()
-    config = tmp_path / "run.yaml"
-    config.write_text("windows:\n  n_patches: 1\n")
-    code = main(["run", "--stream", name, "--headless", "--duration", "6", "--hop", "0.25",
-                 "--config", str(config),
-                 "--tokenizer", str(fixtures / "tokenizer.pt"),
-                 "--classifier", str(fixtures / "foundation_model.pt")])
+    yield name
     player.stop()
+
+
+def _run_args(name: str, tokenizer, classifier, seconds: int) -> list[str]:
+    return ["run", "--stream", name, "--headless", "--duration", str(seconds), "--hop", "0.25",
+            "--patches", "1", "--tokenizer", str(tokenizer), "--classifier", str(classifier)]
+
+
+def test_run_headless_prints_status_and_latency_summary(capsys, small_stream, tmp_path,
+                                                        parity_tokenizer, parity_classifier):
+    config = tmp_path / "run.yaml"
+    config.write_text("windows:\n  n_patches: 2\n")  # the flag below wins
+    code = main([*_run_args(small_stream, parity_tokenizer, parity_classifier, 6),
+                 "--config", str(config)])
     out = capsys.readouterr().out
     assert code == 0
     assert "[streaming] windows" in out and "end_to_end" in out
+    assert f"Outlets: {small_stream}-NeuroRVQ-Predictions" in out
     done = int(out.split("Windows done ")[1].split(",")[0])
     assert done >= 1
+
+
+def test_run_reports_a_thread_that_died_and_exits_with_an_error(capsys, small_stream, monkeypatch,
+                                                               parity_tokenizer,
+                                                               parity_classifier):
+    def broken(*args, **kwargs):
+        raise OSError("simulated outlet failure")
+
+    monkeypatch.setattr(ResultOutlets, "push", broken)  # the inference thread dies on it
+    code = main(_run_args(small_stream, parity_tokenizer, parity_classifier, 4))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[error] windows" in out and "FAILED inference: OSError: simulated outlet" in out
+    assert "FAILED: inference: OSError: simulated outlet failure" in out  # in the summary
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["list", "--timeout", "0.1"],

@@ -22,9 +22,9 @@ from neurorvq_stream.engines import (
     load_classifier,
     load_tokenizer,
     read_sidecar,
-    read_state_dict,
     save_checkpoint,
 )
+from neurorvq_stream.engines._checkpoint import read_state_dict
 
 WEIGHTS = {"encoder.cls_token": torch.zeros(1, 1, 8), "encoder.blocks.0.w": torch.ones(64, 64)}
 

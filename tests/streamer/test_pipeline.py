@@ -6,9 +6,9 @@ the pipeline runs the real tokenizer and classifier from ``tests/fixtures/parity
 
 import os
 import shutil
+import threading
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pylsl
@@ -16,9 +16,9 @@ import pytest
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
 from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig
-from neurorvq_stream.streamer._lsl import ChannelInfo, write_channels
+from neurorvq_stream.streamer._lsl import ChannelInfo, read_channels, write_channels
+from neurorvq_stream.streamer._quality import ChannelFlag
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parity_v1"
 LABELS = ("Fp1", "Fp2", "C3", "Cz", "C4", "T3", "O1", "O2")
 RATE = 250.0
 
@@ -32,17 +32,21 @@ def _recording(seconds: float, seed: int = 0) -> Recording:
                      [ChannelInfo(label, "microvolts", "EEG") for label in LABELS], [])
 
 
-def _config(name: str, **windows: float) -> RunConfig:
-    return RunConfig.from_dict({
-        # A busy machine may hold the player back for a moment: that is not a stall here.
-        "stream": {"name": name, "resolve_timeout": EVENTUALLY_S, "stall_timeout": 5.0},
-        "windows": {"n_patches": 1, "hop": 0.25, **windows},
-        "models": {"tokenizer": str(FIXTURES / "tokenizer.pt"),
-                   "classifier": str(FIXTURES / "foundation_model.pt"),
-                   "watch_classifier": False},
-        "budgets": {"end_to_end_ms": 5000.0, "inference_ms": 5000.0},
-        "outlets": {"source_id": f"{name}-out", "tokens": False, "metrics": False},
-    })
+@pytest.fixture
+def make_config(parity_tokenizer, parity_classifier):
+    """``make_config(name, **windows)``: a quick run on stream ``name`` (parity models)."""
+    def make(name: str, **windows: float) -> RunConfig:
+        return RunConfig.from_dict({
+            # A busy machine may hold the player back for a moment: that is not a stall here.
+            "stream": {"name": name, "resolve_timeout": EVENTUALLY_S, "stall_timeout": 5.0},
+            "windows": {"n_patches": 1, "hop": 0.25, **windows},
+            "models": {"tokenizer": str(parity_tokenizer),
+                       "classifier": str(parity_classifier), "watch_classifier": False},
+            "budgets": {"end_to_end_ms": 5000.0, "inference_ms": 5000.0},
+            "outlets": {"source_id": f"{name}-out", "tokens": False, "metrics": False},
+        })
+
+    return make
 
 
 @pytest.fixture
@@ -55,9 +59,9 @@ def live():
     player.stop()
 
 
-def test_outputs_are_stamped_with_the_source_time_of_the_window(live):
+def test_outputs_are_stamped_with_the_source_time_of_the_window(live, make_config):
     name, player = live
-    pipe = Pipeline(_config(name)).start()
+    pipe = Pipeline(make_config(name)).start()
     (info,) = pylsl.resolve_byprop("source_id", f"{name}-out-predictions", timeout=EVENTUALLY_S)
     # No clock correction: the stamps arrive exactly as the pipeline sent them.
     reader = pylsl.StreamInlet(info, processing_flags=0)
@@ -88,9 +92,9 @@ def test_outputs_are_stamped_with_the_source_time_of_the_window(live):
     assert pipe.hub.status().samples_lost == 0
 
 
-def test_inference_error_is_counted_and_acquisition_goes_on(live, monkeypatch):
+def test_inference_error_is_counted_and_acquisition_goes_on(live, monkeypatch, make_config):
     name, _ = live
-    pipe = Pipeline(_config(name)).start()
+    pipe = Pipeline(make_config(name)).start()
     wait_until(lambda: pipe.hub.status().windows_done >= 1, "windows_done >= 1")
 
     def broken(*args, **kwargs):
@@ -111,9 +115,10 @@ def test_inference_error_is_counted_and_acquisition_goes_on(live, monkeypatch):
     assert after.stream_state == "streaming"
 
 
-def test_a_thread_that_dies_is_reported_and_acquisition_keeps_every_sample(live, monkeypatch):
+def test_a_thread_that_dies_is_reported_and_acquisition_keeps_every_sample(live, monkeypatch,
+                                                                          make_config):
     name, _ = live
-    pipe = Pipeline(_config(name)).start()
+    pipe = Pipeline(make_config(name)).start()
     wait_until(lambda: pipe.hub.status().windows_done >= 1, "windows_done >= 1")
 
     def broken_outlet(*args, **kwargs):
@@ -133,10 +138,10 @@ def test_a_thread_that_dies_is_reported_and_acquisition_keeps_every_sample(live,
     assert (after.samples_lost, after.gaps) == (0, 0)
 
 
-def test_worker_takes_the_newest_window_and_counts_the_dropped(live):
+def test_worker_takes_the_newest_window_and_counts_the_dropped(live, make_config):
     name, _ = live
     # A hop of 5 ms makes windows faster than any inference: most must be dropped.
-    pipe = Pipeline(_config(name, hop=0.005)).start()
+    pipe = Pipeline(make_config(name, hop=0.005)).start()
     wait_until(lambda: pipe.hub.status().windows_done >= 5, "windows_done >= 5")
     pipe.stop()
     s = pipe.hub.status()
@@ -148,16 +153,17 @@ def test_worker_takes_the_newest_window_and_counts_the_dropped(live):
     assert s.queue_depth <= 1
 
 
-def test_classifier_file_change_is_picked_up_without_restart(live, tmp_path):
+def test_classifier_file_change_is_picked_up_without_restart(live, tmp_path, make_config,
+                                                             parity_classifier):
     name, _ = live
     head = tmp_path / "head.pt"
-    shutil.copy(FIXTURES / "foundation_model.pt", head)
-    config = _config(name).override(**{"models.classifier": str(head),
+    shutil.copy(parity_classifier, head)
+    config = make_config(name).override(**{"models.classifier": str(head),
                                        "models.watch_classifier": True})
     pipe = Pipeline(config).start()
     first = pipe.models.classifier
     wait_until(lambda: pipe.hub.status().windows_done >= 1, "windows_done >= 1")
-    shutil.copy(FIXTURES / "foundation_model.pt", head)  # what `calibrate` does when it saves
+    shutil.copy(parity_classifier, head)  # what `calibrate` does when it saves
     os.utime(head, (time.time() + 5, time.time() + 5))
     wait_until(lambda: pipe.models.classifier is not first, "the classifier reload")
     done = pipe.hub.status().windows_done
@@ -168,12 +174,12 @@ def test_classifier_file_change_is_picked_up_without_restart(live, tmp_path):
     assert pipe.hub.status().last_error == ""
 
 
-def test_a_gap_is_reported_and_no_window_spans_it():
+def test_a_gap_is_reported_and_no_window_spans_it(make_config):
     name = f"gap-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo(name, "EEG", len(LABELS), RATE, "float32", name)
     write_channels(info, _recording(0.1).channels)
     outlet = pylsl.StreamOutlet(info)
-    pipe = Pipeline(_config(name, hop=0.5)).start()
+    pipe = Pipeline(make_config(name, hop=0.5)).start()
     data = _recording(4.0, seed=1).data
     t0 = pylsl.local_clock()
     missing = 100
@@ -199,7 +205,7 @@ def test_a_gap_is_reported_and_no_window_spans_it():
     assert after and after[0].gap and not any(r.gap for r in after[1:])
 
 
-def test_marker_locked_windows_hold_the_marked_sample():
+def test_marker_locked_windows_hold_the_marked_sample(make_config):
     name = f"erp-{uuid.uuid4().hex[:8]}"
     rec = _recording(6.0, seed=2)
     rec.data[:] *= 0.05
@@ -208,7 +214,7 @@ def test_marker_locked_windows_hold_the_marked_sample():
         rec.data[round(onset * RATE)] += 200.0
     rec.events.extend((onset, f"stim-{k}") for k, onset in enumerate(onsets))
     player = Player(rec, name=name, loop=True, chunk_seconds=0.02)
-    config = _config(name).override(**{
+    config = make_config(name).override(**{
         "markers.name": f"{name}-Markers", "windows.mode": "markers",
         "windows.marker_offset": -0.2, "windows.marker_length": 1.0})
     pipe = Pipeline(config).start()
@@ -226,3 +232,120 @@ def test_marker_locked_windows_hold_the_marked_sample():
         # The spike (after the causal filters' short delay) sits 40 samples in.
         peak = int(np.argmax(np.abs(r.signal).mean(axis=0)))
         assert 40 <= peak <= 60, peak
+
+
+def _run_until(pipe: Pipeline, windows: int) -> list:
+    wait_until(lambda: pipe.hub.status().windows_done >= windows, f"{windows} windows")
+    pipe.stop()
+    return pipe.hub.since(-1)
+
+
+def test_a_stream_in_volts_without_a_unit_is_flagged_not_classified(make_config):
+    name = f"volts-{uuid.uuid4().hex[:8]}"
+    rec = _recording(10.0)
+    volts = Recording(rec.data * 1e-6, RATE, [ChannelInfo(c.label, "", "EEG")
+                                              for c in rec.channels], [])
+    player = Player(volts, name=name, loop=True, chunk_seconds=0.02)
+    player.start()
+    try:
+        first = Pipeline(make_config(name)).start()
+        results = _run_until(first, 3)
+        fixed = Pipeline(make_config(name).override(**{"stream.unit": "V"})).start()
+        fixed_results = _run_until(fixed, 3)
+    finally:
+        player.stop()
+    assert "probably in volts" in first.hub.status().stream_warnings[0]
+    assert "stream.unit" in first.hub.status().stream_warnings[0]
+    assert all(r.rejected and r.probabilities is None for r in results)
+    assert all(set(r.flagged_channels()) == set(r.channels) for r in results)
+    assert all("unit" in kinds for r in results for kinds in r.flagged_channels().values())
+    # With the unit set, the same stream is in microvolts and classified.
+    assert not any(r.rejected for r in fixed_results)
+    assert all(r.probabilities is not None and not r.flagged_channels() for r in fixed_results)
+    assert fixed.hub.status().stream_warnings == ()
+
+
+def test_a_stream_faster_than_its_declared_rate_is_flagged(make_config):
+    name = f"rate-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo(name, "EEG", len(LABELS), 128.0, "float32", name)
+    write_channels(info, _recording(0.1).channels)
+    outlet = pylsl.StreamOutlet(info)
+    pipe = Pipeline(make_config(name)).start()
+    data = _recording(20.0).data
+    stop = threading.Event()
+
+    def send_256_hz() -> None:  # declares 128 Hz, sends 256 samples a second
+        k = 0
+        while not stop.is_set():
+            outlet.push_chunk(data[k % 4000 : k % 4000 + 16])
+            k += 16
+            time.sleep(16 / 256)
+
+    sender = threading.Thread(target=send_256_hz, daemon=True)
+    sender.start()
+    try:
+        wait_until(lambda: any(r.rejected for r in pipe.hub.since(-1)), "a rejected window")
+        status = pipe.hub.status()
+    finally:
+        pipe.stop()
+        stop.set()
+        sender.join()
+    assert status.measured_rate == pytest.approx(256.0, rel=0.15)
+    (warning,) = status.stream_warnings
+    assert "not the declared 128 Hz" in warning
+    flagged = [r for r in pipe.hub.since(-1) if r.rejected]
+    assert all(kinds == ("rate",) for r in flagged for kinds in r.flagged_channels().values())
+
+
+def test_nan_and_flat_channels_are_reported_everywhere_and_block_classification(make_config):
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+    rec = _recording(10.0)
+    rec.data[:, 0] = np.nan  # Fp1 came loose: NaN from the amplifier
+    rec.data[:, 1] = 12.5  # Fp2 stuck: a constant
+    player = Player(rec, name=name, loop=True, chunk_seconds=0.02)
+    player.start()
+    config = make_config(name).override(**{"outlets.metrics": True})
+    pipe = Pipeline(config).start()
+    try:
+        (info,) = pylsl.resolve_byprop("source_id", f"{name}-out-metrics", timeout=EVENTUALLY_S)
+        metrics = pylsl.StreamInlet(info)
+        metrics.open_stream(timeout=EVENTUALLY_S)
+        rows: list = []
+
+        def metric_rows() -> bool:
+            chunk, _ = metrics.pull_chunk(timeout=0.05)
+            rows.extend(chunk)
+            return len(rows) >= 2
+
+        wait_until(metric_rows, "two metrics samples")
+        labels = [c.label for c in read_channels(metrics.info(timeout=EVENTUALLY_S))]
+        results = _run_until(pipe, 2)
+    finally:
+        player.stop()
+    # 2 of 8 channels flagged: within the default limit (25 %), so still classified.
+    for r in results:
+        assert r.flagged_channels() == {"fp1": ("nonfinite",), "fp2": ("flat",)}
+        assert not r.rejected and r.probabilities is not None
+    row = dict(zip(labels, rows[-1], strict=True))
+    assert (row["flagged_nonfinite"], row["flagged_flat"]) == (1, 1)
+    assert (row["flags_fp1"], row["flags_fp2"], row["flags_cz"]) == (
+        ChannelFlag.NONFINITE, ChannelFlag.FLAT, 0)
+    assert dict(pipe.hub.status().flag_counts)["flat"] == 1
+
+
+def test_two_pipelines_on_one_stream_do_not_share_outlets(live, make_config):
+    name, _ = live
+    settings = make_config(name).to_dict()
+    settings["outlets"]["source_id"] = None  # derived from the input stream
+    config = RunConfig.from_dict(settings)
+    first = Pipeline(config).start()
+    try:
+        assert first.outlets.names[0] == f"{name}-NeuroRVQ-Predictions"
+        with pytest.raises(ValueError, match="already publishes an LSL stream with source_id"):
+            Pipeline(config).start()
+        second = Pipeline(config.override(**{"outlets.name": "Subject2",
+                                             "outlets.source_id": "subject2"})).start()
+        assert second.outlets.names[0] == "Subject2-Predictions"
+        second.stop()
+    finally:
+        first.stop()
