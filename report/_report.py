@@ -61,8 +61,17 @@ def figure_makers(budgets: figures.Budgets) -> dict[str, Callable[[Session], tup
         "Predictions against the markers": figures.predictions_over_time,
         "Confusion matrix": figures.confusion,
         "Codebook usage per branch and level": figures.codebook_usage,
-        "Input vs reconstruction": figures.reconstruction_examples,
+        "Input vs reconstruction": _reconstruction_as_recorded,
     }
+
+
+def _reconstruction_as_recorded(session: Session) -> tuple:
+    """Reconstruction examples with the preprocessing the recording names (else defaults)."""
+    meta = session.meta
+    kwargs = {k: float(meta[k]) for k in ("line_freq", "clip_uv") if k in meta}
+    if "l_freq" in meta and "h_freq" in meta:
+        kwargs["band"] = (float(meta["l_freq"]), float(meta["h_freq"]))
+    return figures.reconstruction_examples(session, **kwargs)
 
 
 def make_report(
