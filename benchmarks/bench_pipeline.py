@@ -13,8 +13,14 @@ inference is slower than about a hop) - the resampler's fixed look-ahead
 (``Preprocessor.resampler_latency_s``); each is printed on its own. What remains is what
 our threads, outlets and LSL add. Everything runs on loopback.
 
+With ``--recording`` every configuration runs twice, without and then with LabRecorder
+(``streamer._recorder.Recorder``) recording the source EEG and the pipeline's outlets, and a
+last table gives the recorder's overhead side by side: end-to-end p99 and the acquisition
+thread's CPU share with and without it, and the CPU LabRecorder's own process used.
+
     python benchmarks/bench_pipeline.py --quick          # 3 configurations x 15 s
     python benchmarks/bench_pipeline.py --seconds 60     # 3 x 3 configurations x 60 s
+    python benchmarks/bench_pipeline.py --quick --recording
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -101,9 +108,25 @@ def _percentiles(values_ms: np.ndarray) -> str:
     return f"{p[0]:7.1f}{p[1]:7.1f}{p[2]:7.1f}{values_ms.max():7.1f}"
 
 
+def _start_recorder(folder: Path, name: str, source_id: str) -> tuple[object, object, float]:
+    """LabRecorder on the source EEG and both outlets; with its process for CPU accounting."""
+    import psutil
+
+    from neurorvq_stream.streamer import Recorder, StreamQuery
+
+    queries = [StreamQuery(name=name), StreamQuery(source_id=f"{source_id}-predictions"),
+               StreamQuery(source_id=f"{source_id}-metrics")]
+    recorder = Recorder(folder / f"{name}.xdf", queries).start()
+    process = psutil.Process(recorder.pid)
+    cpu = process.cpu_times()
+    return recorder, process, cpu.user + cpu.system
+
+
 def run_one(
-    n_channels: int, rate: float, seconds: float, tokenizer: str, classifier: str, engine: str
-) -> str:
+    n_channels: int, rate: float, seconds: float, tokenizer: str, classifier: str, engine: str,
+    record_to: Path | None = None,
+) -> tuple[str, dict[str, float]]:
+    """One configuration: its table row, and the numbers the recording comparison needs."""
     from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig
 
     tag = uuid.uuid4().hex[:6]
@@ -124,10 +147,18 @@ def run_one(
     )
     hub = ResultHub(history=100_000)
     pipe = Pipeline(config, hub).start()
+    if record_to is not None:
+        recorder, rec_process, rec_cpu0 = _start_recorder(record_to, name, source_id)
+        rec_wall0 = time.perf_counter()
     queue: mp.Queue = ctx.Queue()
     reader = ctx.Process(target=_reader, args=(name, source_id, seconds, queue))
     reader.start()
     arrivals, stamps, bare = queue.get(timeout=seconds + 2 * warm)
+    recorder_share = float("nan")
+    if record_to is not None:
+        cpu = rec_process.cpu_times()
+        recorder_share = (cpu.user + cpu.system - rec_cpu0) / (time.perf_counter() - rec_wall0)
+        recorder.stop()
     acq = pipe.acquisition
     cpu_share = acq.cpu_seconds / max(acq.wall_seconds, 1e-9)
     lag_ms = pipe._pre.resampler_latency_s * 1e3
@@ -148,13 +179,16 @@ def run_one(
             wait.append(results[k].latency["wait"])
     e2e_ms, infer_ms, wait_ms = np.array(e2e), np.array(infer), np.array(wait)
     overhead = e2e_ms - infer_ms - wait_ms - lag_ms
+    numbers = {"p99": float(np.percentile(e2e_ms, 99)) if e2e_ms.size else float("nan"),
+               "acq": 100 * cpu_share, "recorder": 100 * recorder_share}
     return (
-        f"{n_channels:>4}{rate:>6g}{len(e2e_ms):>6}  {_percentiles(e2e_ms)}  "
+        f"{'on' if record_to else 'off':>4}{n_channels:>5}{rate:>6g}{len(e2e_ms):>6}  "
+        f"{_percentiles(e2e_ms)}  "
         f"{_percentiles(infer_ms)}  {_percentiles(wait_ms)}  {_percentiles(overhead)}  "
         f"{_percentiles(bare * 1e3)}"
         f"{lag_ms:7.1f}{status.deadline_misses:>6}{status.samples_lost:>6}"
         f"{100 * cpu_share:7.1f}"
-    )
+    ), numbers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", default=str(FIXTURES / "tokenizer.pt"))
     parser.add_argument("--classifier", default=str(FIXTURES / "foundation_model.pt"))
     parser.add_argument("--engine", default="auto")
+    parser.add_argument("--recording", action="store_true",
+                        help="run each configuration without and with LabRecorder recording")
     args = parser.parse_args(argv)
     use_loopback_config()
     if args.quick:
@@ -188,16 +224,31 @@ def main(argv: list[str] | None = None) -> int:
           " overhead = end-to-end - inference - wait - resampler lag.")
     head = "  p50    p95    p99    max"
     print(
-        f"{'ch':>4}{'Hz':>6}{'n':>6}  {'end-to-end':^28}  {'inference':^28}  "
+        f"{'rec':>4}{'ch':>5}{'Hz':>6}{'n':>6}  {'end-to-end':^28}  {'inference':^28}  "
         f"{'wait':^28}  {'overhead':^28}  {'bare pylsl':^28}"
         f"{'lag':>7}{'miss':>6}{'lost':>6}{'acq%':>7}"
     )
-    print(f"{'':16}" + f"  {head:>28}" * 5)
-    for n_channels, rate in configs:
-        print(
-            run_one(n_channels, rate, seconds, args.tokenizer, args.classifier, args.engine),
-            flush=True,
-        )
+    print(f"{'':21}" + f"  {head:>28}" * 5)
+    compared = []
+    with tempfile.TemporaryDirectory(prefix="bench-recording-") as folder:
+        for n_channels, rate in configs:
+            runs = []
+            for record_to in ([None, Path(folder)] if args.recording else [None]):
+                row, numbers = run_one(n_channels, rate, seconds, args.tokenizer,
+                                       args.classifier, args.engine, record_to)
+                print(row, flush=True)
+                runs.append(numbers)
+            if args.recording:
+                compared.append((n_channels, rate, *runs))
+    if compared:
+        print("\nRecording overhead (same run; acq% = acquisition thread CPU / wall time, "
+              "LabRecorder% = its process's CPU / wall time, of one core):")
+        print(f"{'ch':>4}{'Hz':>6}{'p99 off':>9}{'p99 on':>8}{'ratio':>7}"
+              f"{'acq% off':>10}{'acq% on':>9}{'ratio':>7}{'LabRecorder%':>14}")
+        for n_channels, rate, off, on in compared:
+            print(f"{n_channels:>4}{rate:>6g}{off['p99']:9.1f}{on['p99']:8.1f}"
+                  f"{on['p99'] / off['p99']:7.2f}{off['acq']:10.2f}{on['acq']:9.2f}"
+                  f"{on['acq'] / off['acq']:7.2f}{on['recorder']:14.2f}")
     return 0
 
 

@@ -4,8 +4,9 @@ from ._datasets import SUBJECTS, bundled_events, bundled_recording
 from ._lsl import find_streams, format_stream_list, use_loopback_config
 from ._pipeline import Pipeline
 from ._player import Player, Recording, RecordingError, load_recording
-from ._preprocessing import Preprocessor
+from ._preprocessing import Preprocessor, unit_scale
 from ._quality import ChannelFlag
+from ._recorder import Recorder, StreamQuery
 from ._results import PipelineStatus, ResultHub, WindowResult
 from ._windows import MarkerLockedWindows
 
@@ -19,10 +20,12 @@ __all__ = [
     "PipelineStatus",
     "Player",
     "Preprocessor",
+    "Recorder",
     "Recording",
     "RecordingError",
     "ResultHub",
     "RunConfig",
+    "StreamQuery",
     "WindowResult",
     "bundled_events",
     "bundled_recording",
@@ -30,5 +33,6 @@ __all__ = [
     "format_stream_list",
     "load_recording",
     "map_channels",
+    "unit_scale",
     "use_loopback_config",
 ]

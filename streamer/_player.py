@@ -188,45 +188,87 @@ def _warn_if_cut_short(path: Path, raw: mne.io.BaseRaw, name: str) -> None:
 
 
 def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:
+    """The recording's EEG stream and every marker stream, as pyxdf aligns them.
+
+    Markers are placed at their position among the EEG's own (clock-corrected, dejittered)
+    timestamps, so they stay on the samples they were recorded with even where the
+    amplifier's true rate drifts from the nominal one the player replays at.
+    """
     import pyxdf
 
-    streams, _ = pyxdf.load_xdf(str(path))
-    numeric = [s for s in streams if s["info"]["channel_format"][0] != "string"
-               and float(s["info"]["nominal_srate"][0]) > 0]
-    if not numeric:
-        raise ValueError(f"XDF {str(path)!r} holds no regular-rate numeric stream to replay.")
-    eeg = next((s for s in numeric if s["info"]["type"][0].lower() == "eeg"), numeric[0])
+    try:
+        streams, _ = pyxdf.load_xdf(str(path))
+    except Exception as err:
+        raise ValueError(f"Cannot read XDF {str(path)!r} ({err}).") from err
+    eeg = _xdf_eeg_stream(streams, path)
     sfreq = float(eeg["info"]["nominal_srate"][0])
-    times = np.asarray(eeg["time_stamps"])
-    first = times[0] if len(times) else 0.0
-    keep = (times - first >= tmin) & ((times - first <= tmax) if tmax is not None else True)
+    times = np.asarray(eeg["time_stamps"], dtype=float)
+    since_first = times - times[0]
+    keep = np.flatnonzero((since_first >= tmin)
+                          & ((since_first <= tmax) if tmax is not None else True))
+    if len(keep) == 0:
+        raise ValueError(f"XDF {str(path)!r}: nothing between tmin={tmin} and tmax={tmax}.")
     data = np.asarray(eeg["time_series"], dtype=np.float32)[keep]
-    n_ch = data.shape[1]
+    channels = _xdf_channels(eeg, data.shape[1])
+    events = []
+    for s in streams:
+        if not _is_marker_stream(s) or len(s["time_stamps"]) == 0:
+            continue
+        stamps = np.asarray(s["time_stamps"], dtype=float)
+        inside = (stamps >= times[keep[0]]) & (stamps <= times[keep[-1]])
+        position = np.interp(stamps[inside], times[keep], np.arange(len(keep)))
+        labels = [str(v[0]) for v, ok in zip(s["time_series"], inside, strict=True) if ok]
+        events += [(float(p / sfreq), label) for p, label in zip(position, labels, strict=True)]
+    return Recording(data, sfreq, channels, sorted(events))
+
+
+def _is_pipeline_output(stream: dict) -> bool:
+    desc = (stream["info"].get("desc") or [None])[0] or {}
+    return "neurorvq" in desc
+
+
+def _is_marker_stream(stream: dict) -> bool:
+    info = stream["info"]
+    return info["channel_format"][0] == "string" or (
+        info["type"][0].lower() == "markers" and float(info["nominal_srate"][0]) == 0)
+
+
+def _xdf_eeg_stream(streams: list[dict], path: Path) -> dict:
+    """The amplifier's stream: regular, numeric, not one of our outlets; EEG type first."""
+    candidates = [s for s in streams
+                  if s["info"]["channel_format"][0] != "string"
+                  and float(s["info"]["nominal_srate"][0]) > 0
+                  and len(s["time_stamps"]) > 0 and not _is_pipeline_output(s)]
+    if not candidates:
+        raise ValueError(f"XDF {str(path)!r} holds no regular-rate numeric stream to replay.")
+    eeg_typed = [s for s in candidates if s["info"]["type"][0].lower() == "eeg"] or candidates
+    chosen = max(eeg_typed, key=lambda s: int(s["info"]["channel_count"][0]))
+    if len(candidates) > 1:
+        logger.info("Replaying XDF stream %r (of %s).", chosen["info"]["name"][0],
+                    ", ".join(repr(s["info"]["name"][0]) for s in candidates))
+    return chosen
+
+
+def _xdf_channels(stream: dict, n_ch: int) -> list[ChannelInfo]:
+    """Channel metadata from the stream header, units named as the EDF path names them."""
+    desc = (stream["info"].get("desc") or [None])[0] or {}
     channels: list[ChannelInfo] = []
-    desc = (eeg["info"].get("desc") or [None])[0] or {}
     for k, ch in enumerate(((desc.get("channels") or [{}])[0] or {}).get("channel", [])):
         loc = (ch.get("location") or [None])[0]
         location = None
         if loc:
             try:
                 location = tuple(float(loc[a][0]) for a in ("X", "Y", "Z"))
-            except (KeyError, ValueError, IndexError):
+            except (KeyError, ValueError, IndexError, TypeError):
                 location = None
+        unit = (ch.get("unit") or [""])[0] or ""
         channels.append(ChannelInfo(
-            (ch.get("label") or [f"ch{k + 1}"])[0],
-            (ch.get("unit") or [""])[0],
-            (ch.get("type") or [""])[0],
+            (ch.get("label") or [f"ch{k + 1}"])[0] or f"ch{k + 1}",
+            _UNIT_NAMES.get(unit, unit),
+            (ch.get("type") or [""])[0] or "",
             location,
         ))
-    channels = channels[:n_ch] + [ChannelInfo(f"ch{k + 1}") for k in range(len(channels), n_ch)]
-    events = []
-    for s in streams:
-        if s["info"]["channel_format"][0] == "string":
-            for t, value in zip(s["time_stamps"], s["time_series"], strict=True):
-                onset = float(t - first - tmin)
-                if onset >= 0 and (tmax is None or onset <= tmax - tmin):
-                    events.append((onset, str(value[0])))
-    return Recording(data, sfreq, channels, sorted(events))
+    return channels[:n_ch] + [ChannelInfo(f"ch{k + 1}") for k in range(len(channels), n_ch)]
 
 
 class Player(threading.Thread):

@@ -1,0 +1,393 @@
+"""The report's figures, one function each: a :class:`Session` in, a figure and caption out.
+
+Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state), so reports can
+be made from threads and tests without a display. Time axes are seconds since the first
+EEG sample of the recording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ._session import Session, Stream
+
+#: A sample interval this many times the nominal one counts as a gap (the pipeline's own
+#: default tolerance is about the same: one missing sample is a gap).
+GAP_FACTOR = 1.5
+FLAG_STATES = ("ok", "flat", "non-finite", "over clip")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Latency budgets in ms (``streamer`` run configuration ``budgets:``)."""
+
+    preprocess: float
+    inference: float
+    end_to_end: float
+    source: str  # where the numbers come from, said in the captions
+
+    def of(self, stage: str) -> float | None:
+        return getattr(self, stage, None) if stage != "source" else None
+
+
+def _empty(fig: Figure, message: str) -> Figure:
+    """A figure that says what is missing instead of an empty frame."""
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=11)
+    ax.set_axis_off()
+    return fig
+
+
+def gaps(eeg: Stream) -> np.ndarray:
+    """``(k, 2)`` start/end LSL times of every gap in a regular-rate stream."""
+    dt = np.diff(eeg.times)
+    at = np.flatnonzero(dt > GAP_FACTOR / eeg.srate)
+    return np.column_stack([eeg.times[at], eeg.times[at + 1]])
+
+
+def _unit_scales(eeg: Stream) -> np.ndarray:
+    """Factors to microvolts per channel; 1 where the unit is missing or unknown."""
+    from neurorvq_stream.streamer import unit_scale
+
+    return np.asarray([unit_scale(unit) or 1.0 for unit in eeg.units])
+
+
+def channel_flags(eeg: Stream, bin_s: float, clip_uv: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per ``bin_s`` and channel: 0 ok, 1 flat, 2 non-finite, 3 beyond ``clip_uv``."""
+    t = eeg.times - eeg.times[0]
+    edges = np.arange(0.0, t[-1] + bin_s, bin_s)
+    starts = np.searchsorted(t, edges[:-1])
+    x = eeg.data.astype(float) * _unit_scales(eeg)
+    finite = np.isfinite(x)
+    safe = np.where(finite, x, 0.0)
+    nonfinite = np.add.reduceat(~finite, starts, axis=0) > 0
+    ptp = np.maximum.reduceat(safe, starts, axis=0) - np.minimum.reduceat(safe, starts, axis=0)
+    big = np.maximum.reduceat(np.abs(safe), starts, axis=0) > clip_uv
+    empty = np.diff(np.append(starts, len(t))) == 0
+    flags = np.where(nonfinite, 2, np.where(ptp < 1e-6, 1, np.where(big, 3, 0)))
+    flags[empty] = 0
+    return edges, flags.T
+
+
+def stream_health(session: Session, clip_uv: float = 500.0) -> tuple[Figure, str]:
+    """Samples received per second with the gaps, pipeline counters, flagged channels."""
+    fig = Figure(figsize=(10, 8), layout="constrained")
+    eeg, metrics = session.eeg, session.metrics
+    if eeg is None or len(eeg.times) < 2:
+        return _empty(fig, "The recording holds no EEG stream."), "No EEG stream recorded."
+    t0 = session.t0
+    ax_rate, ax_count, ax_flags = fig.subplots(3, 1, sharex=True, height_ratios=[1, 1, 1.6])
+    bin_s = max(1.0, float(np.ceil((eeg.times[-1] - t0) / 600)))
+    edges, flags = channel_flags(eeg, bin_s, clip_uv)
+    counts, _ = np.histogram(eeg.times - t0, edges)
+    ax_rate.stairs(100 * counts / (bin_s * eeg.srate), edges, color="tab:blue")
+    ax_rate.set_ylabel("samples received\n(% of nominal)")
+    ax_rate.set_title(f"{eeg.name}: {eeg.data.shape[1]} ch @ {eeg.srate:g} Hz")
+    found = gaps(eeg)
+    for a, b in found - t0:
+        for ax in (ax_rate, ax_count, ax_flags):
+            ax.axvspan(a, b, color="tab:red", alpha=0.3, lw=0)
+    if metrics is not None and len(metrics.times):
+        counters = [lab for lab in metrics.labels if not lab.startswith("latency_")
+                    and lab not in ("windows_done", "queue_depth")]
+        for label in counters:
+            ax_count.step(metrics.times - t0, metrics.channel(label), where="post", label=label)
+        ax_count.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_count.set_ylim(bottom=-0.5)
+        ax_count.legend(fontsize=7, ncol=4, loc="upper left")
+    else:
+        ax_count.text(0.5, 0.5, "no metrics stream recorded", ha="center",
+                      transform=ax_count.transAxes)
+    ax_count.set_ylabel("pipeline counters\n(cumulative)")
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(["#f2f2f2", "tab:orange", "tab:red", "tab:purple"])
+    ax_flags.imshow(flags, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5,
+                    vmax=3.5, extent=(edges[0], edges[-1], flags.shape[0] - 0.5, -0.5))
+    ax_flags.set_ylabel("channel")
+    ax_flags.set_xlabel("time (s)")
+    handles = [ax_flags.scatter([], [], color=cmap(k), marker="s", label=s)
+               for k, s in enumerate(FLAG_STATES)]
+    ax_flags.legend(handles=handles, fontsize=7, ncol=4, loc="upper right")
+    flagged = int(np.any(flags > 0, axis=1).sum())
+    missing = float(np.sum(found[:, 1] - found[:, 0] - 1 / eeg.srate)) if len(found) else 0.0
+    caption = (f"{len(eeg.times)} samples over {eeg.times[-1] - t0:.1f} s; {len(found)} gap(s) "
+               f"(red, {missing:.2f} s missing); {flagged} of {flags.shape[0]} channels flagged "
+               f"flat, non-finite or beyond ±{clip_uv:g} µV in some {bin_s:g} s bin.")
+    return fig, caption
+
+
+def _stage_values(metrics: Stream) -> dict[str, np.ndarray]:
+    values = {}
+    for label in metrics.labels:
+        if label.startswith("latency_"):
+            v = metrics.channel(label).astype(float)
+            values[label.removeprefix("latency_")] = v[np.isfinite(v)]
+    return values
+
+
+def latency_distributions(session: Session, budgets: Budgets) -> tuple[Figure, str]:
+    """Per-stage latency distributions (log scale) against their budgets."""
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    metrics = session.metrics
+    if metrics is None or not len(metrics.times):
+        return _empty(fig, "No metrics stream recorded."), "No metrics stream recorded."
+    values = {k: v for k, v in _stage_values(metrics).items() if len(v)}
+    if not values:
+        return _empty(fig, "The metrics stream has no latency channel."), "No latency channel."
+    ax = fig.add_subplot()
+    names = list(values)
+    ax.boxplot([np.maximum(values[k], 1e-3) for k in names], orientation="horizontal",
+               tick_labels=names, whis=(1, 99), showfliers=True,
+               flierprops={"markersize": 2, "alpha": 0.4})
+    for row, name in enumerate(names, start=1):
+        budget = budgets.of(name)
+        if budget is not None:
+            ax.plot([budget, budget], [row - 0.4, row + 0.4], color="tab:red", lw=2,
+                    label="budget" if row == 1 or name == "preprocess" else None)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms, log scale); whiskers 1st-99th percentile")
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles[:1], labels[:1], loc="lower right")
+    rows = "; ".join(f"{k}: p50 {np.percentile(v, 50):.1f}, p99 {np.percentile(v, 99):.1f} ms"
+                     for k, v in values.items())
+    return fig, f"{len(metrics.times)} windows. {rows}. Budgets (red): {budgets.source}."
+
+
+def end_to_end_over_time(session: Session, budgets: Budgets) -> tuple[Figure, str]:
+    """End-to-end latency of every window over the session, late ones in red."""
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    metrics = session.metrics
+    e2e = metrics.channel("latency_end_to_end") if metrics is not None else None
+    if e2e is None or not len(e2e):
+        return _empty(fig, "No end-to-end latency recorded."), "No end-to-end latency recorded."
+    ax = fig.add_subplot()
+    t = metrics.times - session.t0
+    late = e2e > budgets.end_to_end
+    ax.scatter(t[~late], e2e[~late], s=6, color="tab:blue", label="within budget")
+    ax.scatter(t[late], e2e[late], s=10, color="tab:red", label="late")
+    ax.axhline(budgets.end_to_end, color="tab:red", ls="--", lw=1, label="budget")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("end-to-end latency (ms)")
+    ax.legend(loc="upper right", fontsize=8)
+    finite = e2e[np.isfinite(e2e)]
+    caption = (f"Source time of a window's last sample to its outlet push. p50 "
+               f"{np.median(finite):.1f} ms, p99 {np.percentile(finite, 99):.1f} ms; "
+               f"{int(late.sum())} of {len(e2e)} windows over the {budgets.end_to_end:g} ms "
+               f"budget ({budgets.source}).")
+    return fig, caption
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Predictions matched to the markers that say what the truth was."""
+
+    times: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+
+    def running_balanced_accuracy(self, n_classes: int) -> np.ndarray:
+        """Balanced accuracy of the first 1..n scored predictions (as scikit-learn's)."""
+        truth = self.y_true[:, None] == np.arange(n_classes)[None, :]
+        hits = truth & (self.y_pred == self.y_true)[:, None]
+        seen, correct = np.cumsum(truth, axis=0), np.cumsum(hits, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = np.where(seen > 0, correct / seen, np.nan)
+        return np.nanmean(recall, axis=1)
+
+
+def score_predictions(session: Session, slack_s: float = 0.5) -> Scored:
+    """The truth of a prediction is the newest marker named as a class within its window.
+
+    A prediction is stamped with its window's last sample; a marker up to one window
+    length (plus ``slack_s`` for marker-locked windows that start after their marker)
+    before it, and named exactly as one of the classes, says which class was shown.
+    """
+    pred = session.predictions
+    classes = pred.labels
+    marks = [(t, classes.index(m)) for t, m in session.markers if m in classes]
+    mark_t = np.asarray([t for t, _ in marks])
+    mark_y = np.asarray([y for _, y in marks], dtype=int)
+    reach = session.window_seconds + slack_s
+    times, y_true, y_pred = [], [], []
+    for t, p in zip(pred.times, pred.data, strict=True):
+        k = np.searchsorted(mark_t, t, side="right") - 1
+        if k >= 0 and t - mark_t[k] <= reach:
+            times.append(t)
+            y_true.append(mark_y[k])
+            y_pred.append(int(np.argmax(p)))
+    return Scored(np.asarray(times), np.asarray(y_true, int), np.asarray(y_pred, int))
+
+
+def predictions_over_time(session: Session) -> tuple[Figure, str]:
+    """Class probabilities with the class markers, and the running balanced accuracy."""
+    fig = Figure(figsize=(10, 5.5), layout="constrained")
+    pred = session.predictions
+    if pred is None or not len(pred.times):
+        return _empty(fig, "No predictions recorded."), "No predictions recorded."
+    t0, classes = session.t0, pred.labels
+    ax_p, ax_acc = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    colors = [f"C{k}" for k in range(len(classes))]
+    for k, name in enumerate(classes):
+        ax_p.plot(pred.times - t0, pred.data[:, k].astype(float), "o-", ms=3, lw=0.6,
+                  alpha=0.8, color=colors[k], label=f"P({name})")
+    for t, m in session.markers:
+        if m in classes:
+            ax_p.axvline(t - t0, color=colors[classes.index(m)], lw=1, alpha=0.6, ls=":")
+    ax_p.set_ylabel("probability")
+    ax_p.set_ylim(-0.02, 1.02)
+    ax_p.legend(loc="upper right", fontsize=8, ncol=len(classes))
+    ax_p.set_title("predictions (dots) and class markers (dotted, same colour)")
+    scored = score_predictions(session)
+    chance = 1 / len(classes)
+    if len(scored.times):
+        running = scored.running_balanced_accuracy(len(classes))
+        ax_acc.step(scored.times - t0, running, where="post", color="k")
+        final = f"{running[-1]:.3f}"
+    else:
+        final = "n/a"
+        ax_acc.text(0.5, 0.5, "no prediction has a marker named as a class",
+                    ha="center", transform=ax_acc.transAxes)
+    ax_acc.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax_acc.set_ylim(0, 1.02)
+    ax_acc.set_ylabel("running balanced\naccuracy")
+    ax_acc.set_xlabel("time (s)")
+    ax_acc.legend(loc="lower right", fontsize=8)
+    caption = (f"{len(pred.times)} predictions, {len(scored.times)} scored against a marker "
+               f"named as a class ({', '.join(classes)}) within one window "
+               f"({session.window_seconds:g} s) before them; balanced accuracy {final} "
+               f"(chance {chance:.2f}).")
+    return fig, caption
+
+
+def confusion(session: Session) -> tuple[Figure, str]:
+    """Confusion matrix of the scored predictions (rows: marker, columns: predicted)."""
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    fig = Figure(figsize=(5, 4.5), layout="constrained")
+    pred = session.predictions
+    if pred is None or not len(pred.times):
+        return _empty(fig, "No predictions recorded."), "No predictions recorded."
+    scored = score_predictions(session)
+    if not len(scored.times):
+        msg = (f"No prediction has a marker named as a class ({', '.join(pred.labels)}); "
+               f"marker labels seen: {', '.join(sorted({m for _, m in session.markers}))}.")
+        return _empty(fig, msg), msg
+    classes = pred.labels
+    matrix = confusion_matrix(scored.y_true, scored.y_pred, labels=range(len(classes)))
+    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
+        ax=fig.add_subplot(), colorbar=False, cmap="Blues")
+    return fig, f"{len(scored.times)} scored predictions (rows: marker, columns: predicted)."
+
+
+def token_usage(tokens: Stream) -> tuple[np.ndarray, np.ndarray, int]:
+    """Distinct codes and perplexity per (branch, level), and the number of windows."""
+    n_b, n_l = int(tokens.layout.get("n_branches", 4)), int(tokens.layout.get("n_levels", 8))
+    codes = tokens.data.reshape(len(tokens.data), n_b, n_l, -1).astype(np.int64)
+    distinct = np.zeros((n_b, n_l), int)
+    perplexity = np.zeros((n_b, n_l))
+    for b in range(n_b):
+        for lev in range(n_l):
+            _, counts = np.unique(codes[:, b, lev], return_counts=True)
+            p = counts / counts.sum()
+            distinct[b, lev] = len(counts)
+            perplexity[b, lev] = float(np.exp(-np.sum(p * np.log(p))))
+    return distinct, perplexity, len(codes)
+
+
+def codebook_usage(session: Session) -> tuple[Figure, str]:
+    """Distinct codes used and usage perplexity for each branch and quantizer level."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    tokens = session.tokens
+    if tokens is None or not len(tokens.times):
+        return _empty(fig, "No tokens recorded."), "No tokens recorded."
+    distinct, perplexity, n = token_usage(tokens)
+    branches = [f"branch {b + 1}" for b in range(distinct.shape[0])]
+    for ax, values, title in zip(fig.subplots(1, 2), (distinct, perplexity),
+                                 ("distinct codes used", "usage perplexity"), strict=True):
+        image = ax.imshow(values, cmap="viridis", aspect="auto")
+        for (b, lev), v in np.ndenumerate(values):
+            ax.text(lev, b, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                    color="w" if v < values.max() * 0.6 else "k")
+        ax.set_xticks(range(values.shape[1]), [str(k + 1) for k in range(values.shape[1])])
+        ax.set_yticks(range(values.shape[0]), branches)
+        ax.set_xlabel("quantizer level")
+        ax.set_title(title)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    caption = (f"{n} windows of tokens ({tokens.data.shape[1]} per window). Perplexity is "
+               "exp(entropy) of the code frequencies: the number of equally used codes that "
+               "would give the same spread.")
+    return fig, caption
+
+
+def _contiguous_runs(times: np.ndarray, rate: float) -> list[np.ndarray]:
+    breaks = np.flatnonzero(np.abs(np.diff(times) - 1 / rate) > 0.25 / rate) + 1
+    return [run for run in np.split(np.arange(len(times)), breaks) if len(run) >= 20]
+
+
+def reconstruction_examples(session: Session, n_examples: int = 3, n_channels: int = 4,
+                            line_freq: float = 50.0, band: tuple[float, float] = (0.5, 44.5),
+                            clip_uv: float = 500.0) -> tuple[Figure, str]:
+    """A few stretches of the model's input next to its reconstruction, z-scored.
+
+    The input is the recorded EEG through the pipeline's own causal preprocessing (same
+    filters, same 200 Hz grid), so it is what the tokenizer saw; both traces are z-scored
+    with the input's mean and SD, and the error is their difference in those units.
+    """
+    from neurorvq_stream.streamer import Preprocessor
+
+    fig = Figure(figsize=(10, 1.7 * n_channels + 0.6), layout="constrained")
+    rec, eeg = session.reconstruction, session.eeg
+    if rec is None or eeg is None or not len(rec.times):
+        return _empty(fig, "No reconstruction (or no EEG) recorded."), "No reconstruction."
+    pairs = dict(p.split(":", 1) for p in session.meta.get("mapping", "").split(",") if ":" in p)
+    to_source = {dst: src for src, dst in pairs.items()}
+    shared = [c for c in rec.labels if to_source.get(c, c) in eeg.labels]
+    if not shared:
+        msg = "The reconstruction's channels cannot be matched to the EEG's (no mapping)."
+        return _empty(fig, msg), msg
+    chosen = [shared[k] for k in np.linspace(0, len(shared) - 1, min(n_channels, len(shared)),
+                                             dtype=int)]
+    idx = [eeg.labels.index(to_source.get(c, c)) for c in chosen]
+    scale = float(_unit_scales(eeg)[idx[0]])
+    pre = Preprocessor(eeg.srate, len(idx), line_freq=line_freq, band=band,
+                       clip_uv=clip_uv, unit_scale=scale)
+    processed = pre.process(eeg.data[:, idx].astype(np.float32), eeg.times)
+    x, x_t = processed.data, processed.times
+    runs = _contiguous_runs(rec.times, 200.0)
+    picks = [runs[k] for k in np.unique(np.linspace(0, len(runs) - 1, n_examples, dtype=int))]
+    axes = fig.subplots(len(chosen), len(picks), sharex="col", squeeze=False)
+    notes = []
+    for col, run in enumerate(picks):
+        run = run[-200:]
+        t = rec.times[run]
+        errors, corrs = [], []
+        for row, name in enumerate(chosen):
+            ax = axes[row, col]
+            inp = np.interp(t, x_t, x[:, row])
+            out = rec.channel(name)[run].astype(float)
+            mu, sd = inp.mean(), inp.std() or 1.0
+            z_in, z_out = (inp - mu) / sd, (out - mu) / sd
+            ax.plot(t - session.t0, z_in, color="k", lw=0.8, label="input")
+            ax.plot(t - session.t0, z_out, color="tab:orange", lw=0.8, label="reconstruction")
+            ax.plot(t - session.t0, z_out - z_in, color="tab:red", lw=0.6, alpha=0.7,
+                    label="error")
+            errors.append(np.sqrt(np.mean((z_out - z_in) ** 2)))
+            corrs.append(np.corrcoef(z_in, z_out)[0, 1] if np.std(z_out) > 0 else np.nan)
+            if col == 0:
+                ax.set_ylabel(f"{name}\n(z)")
+        axes[0, col].set_title(f"t = {t[0] - session.t0:.1f} s: RMS error "
+                               f"{np.mean(errors):.2f} SD, r = {np.nanmean(corrs):.2f}",
+                               fontsize=9)
+        axes[-1, col].set_xlabel("time (s)")
+        notes.append(f"{np.mean(errors):.2f}")
+    axes[0, 0].legend(fontsize=7, loc="upper left", ncol=3)
+    caption = (f"{len(picks)} stretches, {len(chosen)} channels ({', '.join(chosen)}); input = "
+               "recorded EEG through the pipeline's causal preprocessing. RMS z-scored error "
+               f"per stretch: {', '.join(notes)} SD of the input.")
+    return fig, caption
