@@ -22,13 +22,12 @@ DOCS = Path(__file__).resolve().parent
 
 def record_session(path: Path, seconds: float, start: float = 20.0) -> None:
     from neurorvq_stream.engines import shipped_model
-    from neurorvq_stream.streamer import Pipeline
+    from neurorvq_stream.streamer import Pipeline, Player, bundled_recording, load_recording
     from neurorvq_stream.streamer._config import RunConfig
-    from neurorvq_stream.streamer._player import Player, bundled_recording, load_recording
     from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
 
     name = f"NeuroRVQ-Example-{uuid.uuid4().hex[:6]}"
-    replay = load_recording(bundled_recording(1), montage="biosemi128", tmin=start,
+    replay = load_recording(bundled_recording("s01"), montage="biosemi128", tmin=start,
                             tmax=start + seconds)
     player = Player(replay, name=name, progress=True)
     config = RunConfig.from_dict({

@@ -20,9 +20,8 @@ from neurorvq_stream.engines import shipped_model
 from neurorvq_stream.report import FIGURES, load_session, make_report
 from neurorvq_stream.report._figures import Budgets, score_predictions, token_usage
 from neurorvq_stream.report._report import figure_makers
-from neurorvq_stream.streamer import Pipeline
+from neurorvq_stream.streamer import Pipeline, Player, bundled_recording, load_recording
 from neurorvq_stream.streamer._config import RunConfig
-from neurorvq_stream.streamer._player import Player, bundled_recording, load_recording
 from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
 
 SECONDS = 40.0
@@ -32,7 +31,7 @@ SECONDS = 40.0
 def recording(tmp_path_factory):
     """XDF of a 40 s live session (made once for the module)."""
     name = f"report-{uuid.uuid4().hex[:8]}"
-    replay = load_recording(bundled_recording(1), montage="biosemi128", tmin=20.0,
+    replay = load_recording(bundled_recording("s01"), montage="biosemi128", tmin=20.0,
                             tmax=20.0 + SECONDS)
     player = Player(replay, name=name, chunk_seconds=0.02)
     config = RunConfig.from_dict({
