@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._options import add_signal_options, add_stream_options, config_from
+from ._options import add_record_option, add_signal_options, add_stream_options, config_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--foundation-model", type=Path, default=None,
                    help="foundation model to fine-tune (default: the shipped one)")
     g.add_argument("--timeout", type=float, default=None, help="give up after S seconds")
+    add_record_option(g)
     p.set_defaults(handler=run)
 
 

@@ -49,11 +49,18 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--engine", default=None, help="inference backend (default: auto)")
 
 
+def add_record_option(p: argparse.ArgumentParser) -> None:
+    """Record the session's streams to XDF (LabRecorder), as ``record.path`` does."""
+    p.add_argument("--record", default=None, metavar="FILE.xdf",
+                   help="record the EEG, markers and every outlet to this XDF file")
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """How long and where to show a run."""
+    """How long and where to show a run, and whether to record it."""
     g = p.add_argument_group("run")
     g.add_argument("--headless", action="store_true", help="no display: print a status line")
     g.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    add_record_option(g)
 
 
 def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
@@ -77,5 +84,6 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         "models.tokenizer": getattr(args, "tokenizer", None),
         "models.classifier": getattr(args, "classifier", None),
         "engine": getattr(args, "engine", None),
+        "record.path": getattr(args, "record", None),
     }
     return base.override(**{**flags, **extra})

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 
 from neurorvq_stream import __version__
 
-from . import _build, _calibrate, _demo, _list, _play, _run
+from . import _build, _calibrate, _demo, _list, _play, _report, _run
 
 #: Command modules, in the order ``--help`` lists them; each has ``add_parser(sub)``.
-COMMANDS = (_list, _play, _run, _demo, _calibrate, _build)
+COMMANDS = (_list, _play, _run, _demo, _calibrate, _report, _build)
 
 #: Exceptions that report a user's mistake or an unavailable resource, not a bug.
 USER_ERRORS = (ValueError, LookupError, OSError, TimeoutError)

@@ -331,13 +331,15 @@ def _contiguous_runs(times: np.ndarray, rate: float) -> list[np.ndarray]:
 
 
 def reconstruction_examples(session: Session, n_examples: int = 3, n_channels: int = 4,
-                            line_freq: float = 50.0, band: tuple[float, float] = (0.5, 44.5),
-                            clip_uv: float = 500.0) -> tuple[Figure, str]:
+                            line_freq: float | None = 50.0,
+                            band: tuple[float, float] = (0.5, 44.5), clip_uv: float = 500.0,
+                            reference: str = "none") -> tuple[Figure, str]:
     """A few stretches of the model's input next to its reconstruction, z-scored.
 
     The input is the recorded EEG through the pipeline's own causal preprocessing (same
-    filters, same 200 Hz grid), so it is what the tokenizer saw; both traces are z-scored
-    with the input's mean and SD, and the error is their difference in those units.
+    re-reference, filters and 200 Hz grid), so it is what the tokenizer saw; both traces
+    are z-scored with the input's mean and SD, and the error is their difference in those
+    units.
     """
     from neurorvq_stream.streamer import Preprocessor
 
@@ -355,9 +357,13 @@ def reconstruction_examples(session: Session, n_examples: int = 3, n_channels: i
                                              dtype=int)]
     idx = [eeg.labels.index(to_source.get(c, c)) for c in chosen]
     scale = float(_unit_scales(eeg)[idx[0]])
+    raw = eeg.data[:, idx].astype(np.float64)
+    if reference == "average":  # the pipeline's common average: over every mapped channel
+        mapped = [eeg.labels.index(src) for src in pairs if src in eeg.labels]
+        raw = raw - eeg.data[:, mapped].mean(axis=1, keepdims=True)
     pre = Preprocessor(eeg.srate, len(idx), line_freq=line_freq, band=band,
                        clip_uv=clip_uv, unit_scale=scale)
-    processed = pre.process(eeg.data[:, idx].astype(np.float32), eeg.times)
+    processed = pre.process(raw, eeg.times)
     x, x_t = processed.data, processed.times
     runs = _contiguous_runs(rec.times, 200.0)
     picks = [runs[k] for k in np.unique(np.linspace(0, len(runs) - 1, n_examples, dtype=int))]

@@ -68,9 +68,13 @@ def figure_makers(budgets: figures.Budgets) -> dict[str, Callable[[Session], tup
 def _reconstruction_as_recorded(session: Session) -> tuple:
     """Reconstruction examples with the preprocessing the recording names (else defaults)."""
     meta = session.meta
-    kwargs = {k: float(meta[k]) for k in ("line_freq", "clip_uv") if k in meta}
+    kwargs: dict = {k: float(meta[k]) for k in ("line_freq", "clip_uv") if k in meta}
+    if meta.get("notch") == "False":
+        kwargs["line_freq"] = None
     if "l_freq" in meta and "h_freq" in meta:
         kwargs["band"] = (float(meta["l_freq"]), float(meta["h_freq"]))
+    if "reference" in meta:
+        kwargs["reference"] = meta["reference"]
     return figures.reconstruction_examples(session, **kwargs)
 
 

@@ -120,6 +120,8 @@ class EEGInlet:
             info, max_buflen=max_buflen, recover=True, processing_flags=flags
         )
         full = self._inlet.info(timeout=resolve_timeout)
+        #: The resolved stream (with its uid): what a recorder records.
+        self.info = full
         self.channels: list[ChannelInfo] = _read_channels(full)
         self.sfreq = self.description.sfreq
         self.n_channels = self.description.n_channels
@@ -212,6 +214,8 @@ class MarkerInlet:
 
         info = resolve_one(name, type, source_id, host, resolve_timeout)
         self.description = describe(info)
+        #: The resolved stream (with its uid): what a recorder records.
+        self.info = info
         if self.description.channel_format != "string":
             raise ValueError(
                 f"Marker stream {self.description.name!r} has format "

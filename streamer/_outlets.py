@@ -176,6 +176,14 @@ class ResultOutlets:
         """Stream names of the open outlets."""
         return tuple(self.identity.stream_name(kind) for kind in self._outlets)
 
+    def stream_infos(self) -> list[object]:
+        """The open outlets' ``pylsl.StreamInfo`` (with uids): what a recorder records.
+
+        A classifier swapped in with other classes reopens the predictions outlet under a
+        new uid, which a recording started before the swap does not follow.
+        """
+        return [outlet.get_info() for outlet in self._outlets.values()]
+
     def push(self, result: WindowResult) -> None:
         """Push what ``result`` holds, each outlet stamped with ``result.t_last``."""
         t = result.t_last

@@ -10,6 +10,10 @@ Threads and what may block whom:
 - watcher (optional, ``_models.ClassifierWatcher``): swaps the classifier when its file
   changes (``calibrate`` writes it).
 
+With ``record.path`` set, LabRecorder (``_recorder.Recorder``, its own process) records the
+EEG, the markers and every outlet to one XDF file from before the first sample is pulled
+until ``stop()``.
+
 A thread that dies is reported, never silent: it is named in ``PipelineStatus.failed``
 (health "error"), which the status line, the metrics outlet and the exit code show; the
 other threads go on, so acquisition outlives a crash in inference.
@@ -38,6 +42,7 @@ from ._outlets import KINDS, OutletIdentity, ResultOutlets
 from ._preprocessing import Preprocessor, unit_scale_from_lsl
 from ._processing import ProcessingStage
 from ._quality import ChannelFlag
+from ._recorder import Recorder, StreamQuery
 from ._results import ResultHub
 from ._ring_buffer import RingBuffer
 
@@ -61,6 +66,7 @@ class Pipeline:
         self.markers: MarkerInlet | None = None
         self.acquisition: Acquisition | None = None
         self.outlets: ResultOutlets | None = None
+        self.recorder: Recorder | None = None
         self.models: Models | None = None
         self.mapping: ChannelMapping | None = None
         self.channels: tuple[str, ...] = ()
@@ -98,6 +104,8 @@ class Pipeline:
             mapping=tuple(zip(self.source_channels, self.channels, strict=True)),
             engine=models.describe(), token_layout=models.token_layout, stream_state="starting",
         )
+        if cfg.record.path is not None:
+            self.recorder = self._record()
         ring = RingBuffer(desc.n_channels, int(np.ceil(s.buffer_seconds * desc.sfreq)))
         mailbox = Mailbox()
         processing = ProcessingStage(cfg, inlet, self.markers, ring, preprocessor,
@@ -139,6 +147,8 @@ class Pipeline:
         for thread in self._threads:
             thread.join(timeout=5.0)
         self._threads = []
+        if self.recorder is not None:  # before the outlets close: it takes their last samples
+            self.recorder.stop()
         for part in (self.inlet, self.markers, self.outlets):
             if part is not None:
                 part.close()
@@ -214,16 +224,34 @@ class Pipeline:
             token_layout=self.models.token_layout, enabled=enabled,
         )
 
+    def _record(self) -> Recorder:
+        """Start LabRecorder on the input streams and every open outlet (by uid)."""
+        assert self.inlet is not None
+        infos = [self.inlet.info, *([self.markers.info] if self.markers else []),
+                 *(self.outlets.stream_infos() if self.outlets else [])]
+        record = self.config.record
+        return Recorder(record.path, [StreamQuery.of(info) for info in infos],
+                        overwrite=record.overwrite).start()
+
     def _meta(self) -> dict[str, str]:
+        """What produced the outlets' data, in their ``desc/neurorvq`` (recordings keep it)."""
         assert self.models is not None and self.inlet is not None
+        cfg = self.config
+        p, b = cfg.preprocessing, cfg.budgets
         return {
             "source_stream": self.inlet.description.name,
             "source_id": self.inlet.description.source_id,
-            "tokenizer": str(self.config.models.tokenizer or self.config.tokenizer_path()),
+            "tokenizer": str(cfg.models.tokenizer or cfg.tokenizer_path()),
             "classifier": str(self.models.classifier_path),
             "engine": self.models.describe(),
             "mapping": ",".join(f"{a}:{b}" for a, b in zip(
                 self.source_channels, self.channels, strict=True)),
+            "line_freq": str(p.line_freq), "notch": str(p.notch),
+            "l_freq": str(p.l_freq), "h_freq": str(p.h_freq), "clip_uv": str(p.clip_uv),
+            "reference": p.reference,
+            "budget_preprocess_ms": str(b.preprocess_ms),
+            "budget_inference_ms": str(b.inference_ms),
+            "budget_end_to_end_ms": str(b.end_to_end_ms),
         }
 
     def _stage_thread(self, name: str, body: Callable[[threading.Event], None]) -> threading.Thread:

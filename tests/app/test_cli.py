@@ -45,8 +45,9 @@ def test_run_with_a_missing_config_file_is_a_clear_error(capsys):
 def test_every_subcommand_has_help_and_a_handler(capsys):
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"list", "play", "run", "demo", "calibrate", "build"}
-    required = {"play": ["f.edf"], "calibrate": ["--classes", "a", "b", "--output", "h.st"]}
+    assert set(commands) == {"list", "play", "run", "demo", "calibrate", "report", "build"}
+    required = {"play": ["f.edf"], "calibrate": ["--classes", "a", "b", "--output", "h.st"],
+                "report": ["s.xdf"]}
     for command in commands:
         assert parser.parse_args([command, *required.get(command, [])]).handler
         with pytest.raises(SystemExit) as exit:
