@@ -76,7 +76,23 @@ class Pipeline:
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> Pipeline:
-        """Open the stream and models, then start streaming (returns self for chaining)."""
+        """Open the stream and models, then start streaming (returns self for chaining).
+
+        A failure on the way (no such stream, a bad checkpoint, an existing recording)
+        closes what was opened already and re-raises.
+        """
+        record = self.config.record
+        if record.path is not None and Path(record.path).exists() and not record.overwrite:
+            raise FileExistsError(
+                f"Recording file {record.path!r} already exists; choose another name or set "
+                "record.overwrite: true.")
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Pipeline:
         cfg = self.config
         s = cfg.stream
         inlet = self.inlet = EEGInlet(
@@ -142,7 +158,7 @@ class Pipeline:
     def stop(self) -> None:
         """Stop all threads and close the streams (idempotent)."""
         self._stop.set()
-        if self.acquisition is not None:
+        if self.acquisition is not None and self.acquisition.is_alive():
             self.acquisition.stop()
         for thread in self._threads:
             thread.join(timeout=5.0)

@@ -116,3 +116,23 @@ def test_light_commands_do_not_import_the_heavy_stack(args):
                             timeout=60, env={**os.environ})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_run_records_the_session_and_report_reads_it(capsys, small_stream, tmp_path,
+                                                     parity_tokenizer, parity_classifier):
+    import pyxdf
+
+    session = tmp_path / "session.xdf"
+    args = _run_args(small_stream, parity_tokenizer, parity_classifier, 5)
+    assert main([*args, "--record", str(session)]) == 0
+    streams, _ = pyxdf.load_xdf(str(session))
+    types = sorted(s["info"]["type"][0] for s in streams)
+    assert types == ["EEG", "Metrics", "Predictions", "Reconstruction", "Tokens"]
+    assert all(len(s["time_stamps"]) for s in streams)
+    # An existing recording is never overwritten by accident.
+    size = session.stat().st_size
+    assert main([*args, "--record", str(session)]) == 2
+    assert "already exists" in capsys.readouterr().err and session.stat().st_size == size
+    html = tmp_path / "session.html"
+    assert main(["report", str(session), "-o", str(html), "--no-progress"]) == 0
+    assert html.stat().st_size > 10_000 and "Report written" in capsys.readouterr().out
