@@ -1,10 +1,11 @@
 """The inference thread: mailbox -> models -> one ``WindowResult`` -> hub and LSL outlets.
 
-Takes the newest window, drops it when it waited too long to meet the end-to-end budget
-(counted as dropped and as a deadline miss), runs the tokenizer and, unless the window
-was rejected for bad channels, the classifier, builds the window's result once and
-publishes it. A window that still ends up late (inference or end-to-end over budget) is
-published, stamped, and counted as a miss. An exception inside the models is logged and
+Takes the next window (marker-locked events first, else the newest sliding window), drops
+it when it waited too long to meet the end-to-end budget (counted as dropped and as a
+deadline miss), runs the models its path feeds (the classifier only when the window was
+not rejected for bad channels), builds the window's result once and publishes it. A
+window that still ends up late (inference or end-to-end over budget) is published,
+stamped, and counted as a miss. An exception inside the models is logged and
 counted; the window is skipped and the other threads go on.
 
 Latency of a window = ``local_clock()`` just before the outlet push minus the source time
@@ -80,8 +81,9 @@ class InferenceStage:
         window = item.window
         try:
             t0 = time.perf_counter()
-            tokens, classes = self.models.run(window.data, self.channels, self.reconstruct,
-                                              classify=not window.rejected)
+            tokens, classes = self.models.run(
+                window.data, self.channels, self.reconstruct, tokenize=window.tokenize,
+                classify=window.classify and not window.rejected)
             infer_s = time.perf_counter() - t0
         except Exception as err:
             self.hub.increment("inference_errors")

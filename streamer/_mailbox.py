@@ -1,13 +1,16 @@
-"""A single slot between the processing and inference threads: only the newest window waits.
+"""Between the processing and inference threads: the newest sliding window, and events.
 
-A slow model must never build a queue: putting a window over an unread one replaces it
-(the caller counts the old one as dropped), so inference always takes the freshest data.
+A slow model must never build a queue of sliding windows: putting one over an unread one
+replaces it (the caller counts the old one as dropped), so inference always takes the
+freshest data. Marker-locked windows are events a BCI must answer (each trial once), so
+they queue in order and are taken first; they are few, one per marker.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 from ._windows import Window
@@ -23,15 +26,20 @@ class QueuedWindow:
 
 
 class Mailbox:
-    """Single slot holding the newest window; putting over a full slot drops the old one."""
+    """One slot for the newest sliding window, a queue for marker-locked ones."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._item: QueuedWindow | None = None
+        self._events: deque[QueuedWindow] = deque()
 
     def put(self, item: QueuedWindow) -> bool:
-        """Store ``item``; True when an unread older window was replaced (dropped)."""
+        """Store ``item``; True when an unread older sliding window was replaced (dropped)."""
         with self._cond:
+            if item.window.label is not None:
+                self._events.append(item)
+                self._cond.notify()
+                return False
             old = self._item
             if old is not None and old.window.gap and not item.window.gap:
                 # The gap flag must reach a reader even when its window is dropped.
@@ -41,13 +49,16 @@ class Mailbox:
             return old is not None
 
     def take(self, timeout: float) -> QueuedWindow | None:
-        """The waiting window (emptying the slot), or None after ``timeout`` seconds."""
+        """The oldest event, else the waiting sliding window; None after ``timeout`` s."""
         with self._cond:
-            if self._item is None:
+            if self._item is None and not self._events:
                 self._cond.wait(timeout)
+            if self._events:
+                return self._events.popleft()
             item, self._item = self._item, None
             return item
 
     @property
     def depth(self) -> int:
-        return int(self._item is not None)
+        """Windows waiting for inference."""
+        return int(self._item is not None) + len(self._events)

@@ -68,11 +68,14 @@ class Models:
         self.classifier, self.classifier_path = fresh, path
 
     def run(
-        self, x: np.ndarray, channels: Sequence[str], reconstruct: bool, classify: bool
+        self, x: np.ndarray, channels: Sequence[str], reconstruct: bool, tokenize: bool,
+        classify: bool,
     ) -> tuple[EngineOutput | None, EngineOutput | None]:
-        """The tokenizer's and the classifier's outputs for one window (None where absent)."""
+        """The tokenizer's and the classifier's outputs for one window (None where absent
+        or not asked for)."""
         tokenizer, classifier = self.tokenizer, self.classifier  # one swap-safe snapshot
-        tokens = tokenizer.run(x, channels, reconstruct=reconstruct) if tokenizer else None
+        tokens = (tokenizer.run(x, channels, reconstruct=reconstruct)
+                  if tokenizer is not None and tokenize else None)
         classes = (classifier.run(x, channels, reconstruct=False)
                    if classifier is not None and classify else None)
         return tokens, classes

@@ -39,7 +39,8 @@ from ._lsl import find_streams
 from ._mailbox import Mailbox
 from ._models import ClassifierWatcher, Models
 from ._outlets import KINDS, OutletIdentity, ResultOutlets
-from ._preprocessing import Preprocessor, unit_scale_from_lsl
+from ._paths import WindowPath
+from ._preprocessing import unit_scale_from_lsl
 from ._processing import ProcessingStage
 from ._quality import ChannelFlag
 from ._recorder import Recorder, StreamQuery
@@ -101,7 +102,7 @@ class Pipeline:
             gap_tolerance=s.gap_tolerance, dejitter=s.dejitter,
             max_buflen=max(1, int(np.ceil(s.buffer_seconds))), rate_tolerance=s.rate_tolerance,
         )
-        preprocessor = self._map_channels(inlet)
+        unit_scale = self._map_channels(inlet)
         models = self.models = Models(
             cfg.tokenizer_path() if cfg.models.tokenizer != "none" else None,
             cfg.classifier_path(), cfg.engine,
@@ -124,13 +125,13 @@ class Pipeline:
             self.recorder = self._record()
         ring = RingBuffer(desc.n_channels, int(np.ceil(s.buffer_seconds * desc.sfreq)))
         mailbox = Mailbox()
-        processing = ProcessingStage(cfg, inlet, self.markers, ring, preprocessor,
+        processing = ProcessingStage(cfg, inlet, self.markers, ring, self.paths(),
                                      np.asarray(self.mapping.source_indices, dtype=int),
-                                     self.n_patches, mailbox, self.hub)
+                                     unit_scale, mailbox, self.hub)
         inference = InferenceStage(
             models, mailbox, self.hub, self.outlets, self.channels, self.source_channels,
-            cfg.budgets, preprocessor.resampler_latency_s, cfg.outlets.reconstruction,
-            self._outlet_meta,
+            cfg.budgets, processing.cuts[0].pre.resampler_latency_s,
+            cfg.outlets.reconstruction, self._outlet_meta,
         )
 
         def write(data: np.ndarray, ts: np.ndarray, breaks: np.ndarray) -> None:
@@ -185,9 +186,17 @@ class Pipeline:
         """Patches (seconds) per window, as the configuration sets them."""
         return self.config.window_seconds
 
+    def paths(self) -> list[WindowPath]:
+        """How this run cuts its windows (``_paths``): the configuration's path."""
+        assert self.models is not None
+        cfg = self.config
+        return [WindowPath(cfg.preprocessing, cfg.windows, cfg.markers.labels,
+                           tokenize=self.models.tokenizer is not None,
+                           classify=self.models.classifier is not None)]
+
     # ---------------------------------------------------------------- set-up helpers
-    def _map_channels(self, inlet: EEGInlet) -> Preprocessor:
-        """Map the stream's channels onto NeuroRVQ electrodes; the preprocessor for them."""
+    def _map_channels(self, inlet: EEGInlet) -> float:
+        """Map the stream's channels onto NeuroRVQ electrodes; their scale to microvolts."""
         chans = inlet.channels
         # LSL/XDF metadata gives locations in millimetres; the mapping takes metres.
         mapping = self.mapping = map_channels(
@@ -210,12 +219,7 @@ class Pipeline:
             scale = unit_scale_from_lsl(units.pop() if len(units) == 1 else "", configured)
         for doubt in doubts:  # an assumed or overridden unit: say so once, in the log
             logger.warning("%s", doubt.message)
-        p = self.config.preprocessing
-        return Preprocessor(
-            inlet.sfreq, len(mapping.source_indices),
-            line_freq=p.line_freq if p.notch else None, band=(p.l_freq, p.h_freq),
-            clip_uv=p.clip_uv, unit_scale=scale, reference=p.reference,
-        )
+        return scale
 
     def _open_outlets(self) -> ResultOutlets | None:
         assert self.models is not None and self.inlet is not None
@@ -226,7 +230,7 @@ class Pipeline:
             return None
         desc = self.inlet.description
         identity = OutletIdentity.derive(desc.name, desc.source_id, o.name, o.source_id)
-        taken = find_streams(source_id=identity.stream_source_id(enabled[0]), timeout=0.2)
+        taken = find_streams(source_id=identity.stream_source_id(enabled[0]), timeout=1.0)
         if taken:
             raise ValueError(
                 f"Another program already publishes an LSL stream with source_id "

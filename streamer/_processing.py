@@ -1,11 +1,12 @@
 """The processing thread: ring buffer -> preprocessing -> windows -> quality -> mailbox.
 
 Reads what acquisition wrote since its last pass (samples, timestamps, gap segments and
-stream flags, all from the ring), splits it at gaps (resetting the filters and the
-window scheduler there, so no window mixes data across a gap), preprocesses each
-gap-free piece, cuts windows, completes their quality flags, attaches the markers that
-fall inside them and posts them to the single-slot mailbox. It also keeps the pipeline
-status in step with the inlet's counters.
+stream flags, all from the ring), splits it at gaps (resetting the filters and the window
+schedulers there, so no window mixes data across a gap), and for every window path
+(``_paths``) preprocesses each gap-free piece and cuts its windows. Each window's quality
+flags are completed, the markers that fall inside it attached, and it is posted to the
+mailbox saying which models it feeds. The stage also keeps the pipeline status in step
+with the inlet's counters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 from ._config import RunConfig
 from ._inlet import EEGInlet, MarkerInlet
 from ._mailbox import Mailbox, QueuedWindow
+from ._paths import WindowPath
 from ._preprocessing import Preprocessor
 from ._quality import ChannelFlag, UnitCheck, assess_window, count_by_kind
 from ._results import ResultHub
@@ -39,6 +42,15 @@ class _Position:
     segment: int = 0
 
 
+@dataclass
+class _Cut:
+    """A window path at work: its preprocessor and scheduler carry their state."""
+
+    path: WindowPath
+    pre: Preprocessor
+    scheduler: SlidingWindows | MarkerLockedWindows
+
+
 class ProcessingStage:
     """Thread body of the processing stage; see the module docstring."""
 
@@ -48,9 +60,9 @@ class ProcessingStage:
         inlet: EEGInlet,
         markers: MarkerInlet | None,
         ring: RingBuffer,
-        preprocessor: Preprocessor,
+        paths: Sequence[WindowPath],
         source_index: np.ndarray,
-        n_patches: int,
+        unit_scale: float,
         mailbox: Mailbox,
         hub: ResultHub,
     ) -> None:
@@ -58,17 +70,12 @@ class ProcessingStage:
         self.inlet = inlet
         self.markers = markers
         self.ring = ring
-        self.pre = preprocessor
         self.source_index = source_index
+        self.unit_scale = unit_scale
         self.mailbox = mailbox
         self.hub = hub
-        w = config.windows
-        self.scheduler: SlidingWindows | MarkerLockedWindows = (
-            MarkerLockedWindows(offset_s=w.marker_offset, length_patches=n_patches)
-            if w.mode == "markers" else SlidingWindows(n_patches, w.hop)
-        )
-        labels = config.markers.labels
-        self._lock_on = None if labels is None else set(labels)
+        self.cuts = [_Cut(p, p.preprocessor(inlet.sfreq, len(source_index), unit_scale),
+                          p.scheduler()) for p in paths]
         self._recent_markers: list[tuple[float, str]] = []
         self._unit = UnitCheck(inlet.sfreq)
         self.data_ready = threading.Event()
@@ -89,10 +96,11 @@ class ProcessingStage:
             return
         for t, label in self.markers.pull():
             self._recent_markers = [*self._recent_markers[-63:], (t, label)]
-            if isinstance(self.scheduler, MarkerLockedWindows) and (
-                    self._lock_on is None or label in self._lock_on):
-                for window in self.scheduler.add_marker(t, label):
-                    self._post(window, 0.0)
+            for cut in self.cuts:
+                if cut.path.locks_on(label):
+                    assert isinstance(cut.scheduler, MarkerLockedWindows)
+                    for window in cut.scheduler.add_marker(t, label):
+                        self._post(cut.path, window, 0.0)
 
     def _process(self, position: _Position) -> None:
         stop = self.ring.n_written
@@ -108,38 +116,42 @@ class ProcessingStage:
             position.segment = -1
             return
         data = data[:, self.source_index]
-        self._unit.update(np.where(np.isfinite(data), data, np.nan) * self.pre.unit_scale)
+        self._unit.update(np.where(np.isfinite(data), data, np.nan) * self.unit_scale)
         unit_flag = int(ChannelFlag.UNIT) if self._unit.verdict else 0
         breaks = np.flatnonzero(np.diff(np.concatenate(([position.segment], segments))))
-        windows: list[Window] = []
+        windows: list[tuple[WindowPath, Window]] = []
         for a, b in itertools.pairwise([0, *breaks.tolist(), len(times)]):
-            if a in breaks:
-                self.pre.reset()
-                self.scheduler.mark_gap()
-            if b == a:
-                continue
-            out = self.pre.process(data[a:b], times[a:b])
-            if len(out.times) == 0:
-                continue
-            flags = out.flags | np.uint8(int(np.bitwise_or.reduce(stream_flags[a:b])) | unit_flag)
-            windows += self.scheduler.feed(out.data, out.times, flags)
+            for cut in self.cuts:
+                if a in breaks:
+                    cut.pre.reset()
+                    cut.scheduler.mark_gap()
+                if b == a:
+                    continue
+                out = cut.pre.process(data[a:b], times[a:b])
+                if len(out.times) == 0:
+                    continue
+                extra = int(np.bitwise_or.reduce(stream_flags[a:b])) | unit_flag
+                cut_windows = cut.scheduler.feed(out.data, out.times,
+                                                 out.flags | np.uint8(extra))
+                windows += [(cut.path, w) for w in cut_windows]
         position.count, position.segment = stop, int(segments[-1])
         elapsed = time.perf_counter() - t0
         if elapsed * 1e3 > self.config.budgets.preprocess_ms:
             self.hub.increment("deadline_misses")
             logger.debug("Preprocessing took %.1f ms (budget %.1f ms).",
                          elapsed * 1e3, self.config.budgets.preprocess_ms)
-        for window in windows:
-            self._post(window, elapsed)
+        for path, window in windows:
+            self._post(path, window, elapsed)
 
-    def _post(self, window: Window, preprocess_s: float) -> None:
+    def _post(self, path: WindowPath, window: Window, preprocess_s: float) -> None:
         """Complete the window's flags and markers, then hand it to inference."""
         assessment = assess_window(window.data, window.flags, self.config.quality,
-                                   self.config.preprocessing.clip_uv)
+                                   path.preprocessing.clip_uv)
         inside = tuple((t, m) for t, m in self._recent_markers
                        if window.t_first < t <= window.t_last)
         window = dataclasses.replace(window, flags=assessment.flags, markers=inside,
-                                     rejected=assessment.rejected)
+                                     rejected=assessment.rejected, tokenize=path.tokenize,
+                                     classify=path.classify)
         if self.mailbox.put(QueuedWindow(window, preprocess_s, time.perf_counter())):
             self.hub.increment("windows_dropped")
         self.hub.update_status(queue_depth=self.mailbox.depth,
@@ -155,7 +167,7 @@ class ProcessingStage:
         if self._unit.verdict:
             warnings.append(f"{self._unit.verdict}; set stream.unit (--unit) to the unit the "
                             "amplifier sends")
-        skipped = getattr(self.scheduler, "n_skipped", 0)
+        skipped = sum(getattr(cut.scheduler, "n_skipped", 0) for cut in self.cuts)
         self.hub.update_status(
             stream_state=c.state, samples_received=c.samples_received,
             samples_lost=c.samples_lost, gaps=c.gaps, stalls=c.stalls,

@@ -40,7 +40,8 @@ class Window:
     that locked the window (None for sliding windows). ``flags`` (C,) uint8 holds the
     quality flags of its samples (``ChannelFlag`` bits), ``markers`` the ``(time, label)``
     events that fall inside it; ``rejected`` says it has too many flagged channels to be
-    classified (both set by the processing stage's quality check).
+    classified (both set by the processing stage's quality check); ``tokenize`` and
+    ``classify`` say which models it feeds (its window path's).
     """
 
     index: int
@@ -52,6 +53,8 @@ class Window:
     flags: np.ndarray | None = None
     markers: tuple[tuple[float, str], ...] = ()
     rejected: bool = False
+    tokenize: bool = True
+    classify: bool = True
 
     @property
     def t_first(self) -> float:

@@ -1,0 +1,61 @@
+"""How a run cuts its stream into windows: one path per distinct window spec.
+
+A path is a preprocessing and a window schedule, and says which models its windows feed.
+A run has one path, the configuration's, which feeds the tokenizer and (when the
+classifier was calibrated on the same windows) the classifier. A classifier calibrated on
+other windows or preprocessing (an ERP classifier locked to markers while sliding windows
+feed the tokenizer and the display; a slow-potential classifier without a high-pass) gets
+a second path that cuts exactly what it was calibrated on, from the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._config import PreprocessingConfig, WindowConfig
+from ._preprocessing import Preprocessor
+from ._windows import MarkerLockedWindows, SlidingWindows
+
+
+@dataclass(frozen=True)
+class WindowPath:
+    """One cut of the stream; ``labels`` are the markers that lock its windows (None: all)."""
+
+    preprocessing: PreprocessingConfig
+    windows: WindowConfig
+    labels: tuple[str, ...] | None
+    tokenize: bool
+    classify: bool
+
+    @property
+    def n_patches(self) -> int:
+        """Window length in 1 s patches."""
+        w = self.windows
+        return w.marker_length if w.mode == "markers" and w.marker_length else w.n_patches
+
+    def same_windows(self, other: WindowPath) -> bool:
+        """Whether both paths cut the same windows from the same preprocessed samples."""
+        a, b = self.windows, other.windows
+        same_cut = (a.mode, self.n_patches) == (b.mode, other.n_patches) and (
+            a.mode == "sliding" or (a.marker_offset, self.labels) == (b.marker_offset,
+                                                                      other.labels))
+        return same_cut and self.preprocessing == other.preprocessing
+
+    def preprocessor(self, source_rate: float, n_channels: int,
+                     unit_scale: float) -> Preprocessor:
+        p = self.preprocessing
+        return Preprocessor(
+            source_rate, n_channels, line_freq=p.line_freq if p.notch else None,
+            band=(p.l_freq, p.h_freq), clip_uv=p.clip_uv, unit_scale=unit_scale,
+            reference=p.reference,
+        )
+
+    def scheduler(self) -> SlidingWindows | MarkerLockedWindows:
+        w = self.windows
+        if w.mode == "markers":
+            return MarkerLockedWindows(offset_s=w.marker_offset, length_patches=self.n_patches)
+        return SlidingWindows(self.n_patches, w.hop)
+
+    def locks_on(self, label: str) -> bool:
+        """Whether a marker with ``label`` locks a window of this path."""
+        return self.windows.mode == "markers" and (self.labels is None or label in self.labels)
