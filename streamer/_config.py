@@ -241,10 +241,13 @@ class ModelConfig:
 
 @dataclass
 class BudgetConfig:
-    """Per-stage latency budgets in ms; a window that cannot meet them is dropped.
+    """Per-stage latency budgets in ms.
 
-    Defaults suit the default 0.5 s hop on a CPU laptop: inference within one hop, a
-    result within one second of its last sample.
+    A window that waited so long that it can no longer meet ``end_to_end_ms`` is dropped
+    before inference (a fresher one will); a window that ends up over any budget is still
+    published, stamped, and counted as a deadline miss. Defaults suit the default 0.5 s hop
+    on a CPU laptop: inference within one hop, a result within one second of its last
+    sample.
     """
 
     preprocess_ms: float = _setting(50.0, _within(0, low_open=True), "ms")

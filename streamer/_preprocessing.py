@@ -44,6 +44,7 @@ from scipy import signal
 
 from neurorvq_stream.engines import MODEL_RATE
 
+from ._checks import samples_and_times
 from ._quality import ChannelFlag
 
 _UNIT_SCALES = {
@@ -312,18 +313,8 @@ class Preprocessor:
 
     def process(self, chunk: np.ndarray, times: np.ndarray) -> Processed:
         """Filter and resample ``chunk`` (n, C) with its source ``times`` (n,)."""
-        chunk = np.asarray(chunk, dtype=np.float64)
-        times = np.asarray(times, dtype=np.float64)
-        if chunk.ndim != 2 or chunk.shape[1] != self.n_channels:
-            raise ValueError(
-                f"Preprocessor.process expects a chunk of shape (n_samples, "
-                f"{self.n_channels}), got {chunk.shape}."
-            )
-        if times.shape != (chunk.shape[0],):
-            raise ValueError(
-                f"Preprocessor.process needs one time per sample: {chunk.shape[0]} samples "
-                f"but times of shape {times.shape}."
-            )
+        chunk, times = samples_and_times(chunk, times, self.n_channels, "Preprocessor.process",
+                                         np.float64)
         x, held = self._hold_nonfinite(chunk * self.unit_scale)
         if x.shape[0] == 0:
             return Processed(np.empty((0, self.n_channels), np.float32), np.empty(0),

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
+from ._checks import samples_and_times
+
 
 class BufferOverrunError(RuntimeError):
     """The requested samples were overwritten before the reader got to them."""
@@ -65,18 +67,8 @@ class RingBuffer:
         ``breaks`` are indices into this chunk of samples that follow a gap (0 for a gap
         before the chunk); each starts a new segment. ``flags`` apply to every sample.
         """
-        samples = np.asarray(samples)
-        timestamps = np.asarray(timestamps, dtype=np.float64)
-        if samples.ndim != 2 or samples.shape[1] != self.n_channels:
-            raise ValueError(
-                f"RingBuffer.write expects samples of shape (n, {self.n_channels}), "
-                f"got {samples.shape}."
-            )
-        if timestamps.shape != (samples.shape[0],):
-            raise ValueError(
-                f"RingBuffer.write expects one timestamp per sample: {samples.shape[0]} "
-                f"samples but timestamps of shape {timestamps.shape}."
-            )
+        samples, timestamps = samples_and_times(samples, timestamps, self.n_channels,
+                                                "RingBuffer.write")
         n = samples.shape[0]
         if n == 0:
             return

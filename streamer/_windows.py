@@ -28,6 +28,8 @@ import numpy as np
 
 from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
 
+from ._checks import samples_and_times
+
 _DEFAULT_MAX_STEP_S = 0.1
 
 
@@ -91,13 +93,7 @@ class _GapAwareHistory(ABC):
     ) -> list[Window]:
         """Add new samples (n, C) with their times (n,) and optional flags (n, C) uint8;
         return the windows now complete."""
-        samples = np.asarray(samples, dtype=np.float32)
-        times = np.asarray(times, dtype=np.float64)
-        if samples.ndim != 2 or times.shape != (samples.shape[0],):
-            raise ValueError(
-                f"feed expects samples of shape (n, n_channels) and times of shape (n,), got "
-                f"{samples.shape} and {times.shape}."
-            )
+        samples, times = samples_and_times(samples, times, None, "feed", np.float32)
         if flags is None:
             flags = np.zeros(samples.shape, np.uint8)
         elif flags.shape != samples.shape:

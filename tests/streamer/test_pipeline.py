@@ -138,12 +138,16 @@ def test_a_thread_that_dies_is_reported_and_acquisition_keeps_every_sample(live,
     assert (after.samples_lost, after.gaps) == (0, 0)
 
 
-def test_worker_takes_the_newest_window_and_counts_the_dropped(live, make_config):
-    name, _ = live
-    # A hop of 5 ms makes windows faster than any inference: most must be dropped.
+def test_worker_takes_the_newest_window_and_counts_the_dropped(make_config):
+    name = f"burst-{uuid.uuid4().hex[:8]}"
+    # 0.2 s chunks and a 5 ms hop: each chunk completes ~40 windows at once, faster than
+    # any inference can take them, so all but the newest of each burst must be dropped.
+    player = Player(_recording(10.0), name=name, loop=True, chunk_seconds=0.2)
+    player.start()
     pipe = Pipeline(make_config(name, hop=0.005)).start()
     wait_until(lambda: pipe.hub.status().windows_done >= 5, "windows_done >= 5")
     pipe.stop()
+    player.stop()
     s = pipe.hub.status()
     indices = [r.index for r in pipe.hub.since(-1)]
     assert s.windows_dropped > s.windows_done, s

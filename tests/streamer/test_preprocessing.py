@@ -207,7 +207,7 @@ def test_invalid_arguments_are_explained() -> None:
         Preprocessor(80.0, 2)
     with pytest.raises(ValueError, match="positive number of Hz"):
         Preprocessor(0.0, 2)
-    with pytest.raises(ValueError, match=r"shape \(n_samples, 3\)"):
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
         Preprocessor(250.0, 3).process(np.zeros((10, 2)), np.arange(10.0))
     with pytest.raises(ValueError, match="one time per sample"):
         Preprocessor(250.0, 2).process(np.zeros((10, 2)), np.arange(9.0))

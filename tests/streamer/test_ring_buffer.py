@@ -61,7 +61,7 @@ def test_invalid_requests_are_explained() -> None:
         buf.read(0, 6)
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         buf.write(np.zeros((5, 3)), np.arange(5.0))
-    with pytest.raises(ValueError, match="one timestamp per sample"):
+    with pytest.raises(ValueError, match="one time per sample"):
         buf.write(np.zeros((5, 2)), np.arange(4.0))
 
 
