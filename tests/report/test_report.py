@@ -8,12 +8,12 @@ the recorder writes the EEG, the markers and all four outlets to one XDF file.
 import base64
 import io
 import re
-import time
 import uuid
 
 import matplotlib.image
 import numpy as np
 import pytest
+from helpers import wait_until
 from sklearn.metrics import balanced_accuracy_score
 
 from neurorvq_stream.engines import shipped_model
@@ -56,7 +56,11 @@ def recording(tmp_path_factory):
         with Recorder(path, queries):
             player.start()
             player.join(SECONDS + 20.0)
-            time.sleep(3.0)  # the last marker's window: its 1 s of data, then inference
+            # Every checker marker whose 1 s window lies inside the replay gets a result.
+            expected = sum(1 for onset, label in replay.events
+                           if label.startswith("checker") and onset + 1.2 < replay.duration)
+            wait_until(lambda: pipe.hub.status().windows_done >= expected,
+                       f"{expected} windows published")
     finally:
         pipe.stop()
         player.stop()

@@ -127,15 +127,15 @@ def test_a_thread_that_dies_is_reported_and_acquisition_keeps_every_sample(live,
     monkeypatch.setattr(pipe.outlets, "push", broken_outlet)  # kills the inference thread
     wait_until(lambda: bool(pipe.hub.status().failed), "the failure to be reported")
     during = pipe.hub.status()
-    time.sleep(1.0)
+    # Acquisition goes on: a further second of samples arrives.
+    wait_until(lambda: pipe.hub.status().samples_received > during.samples_received + 250,
+               "a second of samples after the failure")
     after = pipe.hub.status()
     pipe.stop()
     assert during.health == "error" and "inference" in during.failed[0]
     assert "simulated outlet failure" in during.failed[0]
     assert after.windows_done == during.windows_done  # nothing classified silently any more
-    # Acquisition went on: samples kept arriving, none lost, no gap.
-    assert after.samples_received > during.samples_received + 200
-    assert (after.samples_lost, after.gaps) == (0, 0)
+    assert (after.samples_lost, after.gaps) == (0, 0)  # none lost, no gap
 
 
 def test_worker_takes_the_newest_window_and_counts_the_dropped(make_config):
