@@ -12,10 +12,8 @@ from collections import deque
 
 import numpy as np
 
+from neurorvq_stream.engines import MODEL_RATE
 from neurorvq_stream.streamer import WindowResult
-
-#: NeuroRVQ always works at 200 Hz; ``WindowResult.signal`` is at that rate.
-DISPLAY_RATE = 200.0
 
 
 class SignalBuffer:
@@ -26,7 +24,7 @@ class SignalBuffer:
     window (a gap) is filled with NaN so the trace visibly breaks instead of splicing.
     """
 
-    def __init__(self, duration_s: float = 10.0, rate: float = DISPLAY_RATE) -> None:
+    def __init__(self, duration_s: float = 10.0, rate: float = MODEL_RATE) -> None:
         if duration_s <= 0:
             raise ValueError(f"The display duration must be positive, got {duration_s} s.")
         self.rate = rate

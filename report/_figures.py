@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
+
 from ._session import Session, Stream
 
 #: A sample interval this many times the nominal one counts as a gap (the pipeline's own
@@ -365,12 +367,12 @@ def reconstruction_examples(session: Session, n_examples: int = 3, n_channels: i
                        clip_uv=clip_uv, unit_scale=scale)
     processed = pre.process(raw, eeg.times)
     x, x_t = processed.data, processed.times
-    runs = _contiguous_runs(rec.times, 200.0)
+    runs = _contiguous_runs(rec.times, MODEL_RATE)
     picks = [runs[k] for k in np.unique(np.linspace(0, len(runs) - 1, n_examples, dtype=int))]
     axes = fig.subplots(len(chosen), len(picks), sharex="col", squeeze=False)
     notes = []
     for col, run in enumerate(picks):
-        run = run[-200:]
+        run = run[-PATCH_SAMPLES:]  # the newest patch of the stretch
         t = rec.times[run]
         errors, corrs = [], []
         for row, name in enumerate(chosen):
