@@ -45,7 +45,6 @@ class InferenceStage:
         budgets: BudgetConfig,
         resampler_latency_s: float,
         reconstruct: bool,
-        outlet_meta: dict[str, str],
     ) -> None:
         self.models = models
         self.mailbox = mailbox
@@ -56,7 +55,6 @@ class InferenceStage:
         self.budgets = budgets
         self.resampler_latency_s = resampler_latency_s
         self.reconstruct = reconstruct
-        self.outlet_meta = outlet_meta
         self._infer_ema: float | None = None
         self._warned_budget = False
         self._flagged_windows: Counter[str] = Counter()
@@ -79,11 +77,18 @@ class InferenceStage:
         import pylsl
 
         window = item.window
+        tokenizer = self.models.tokenizer if window.tokenize else None
+        classifier = window.classifier if not window.rejected else None
+        latency: dict[str, float] = {}
+        tokens = probabilities = None
         try:
             t0 = time.perf_counter()
-            tokens, classes = self.models.run(
-                window.data, self.channels, self.reconstruct, tokenize=window.tokenize,
-                classify=window.classify and not window.rejected)
+            if tokenizer is not None:
+                tokens = tokenizer.run(window.data, self.channels, reconstruct=self.reconstruct)
+                latency.update({stage: s * 1e3 for stage, s in tokens.timings.items()})
+            if classifier is not None:
+                probabilities, seconds = classifier.predict(window.data)
+                latency["classify"] = seconds * 1e3
             infer_s = time.perf_counter() - t0
         except Exception as err:
             self.hub.increment("inference_errors")
@@ -93,13 +98,11 @@ class InferenceStage:
             return
         self._infer_ema = infer_s if self._infer_ema is None \
             else 0.8 * self._infer_ema + 0.2 * infer_s
-        latency = {stage: seconds * 1e3 for out in (tokens, classes) if out is not None
-                   for stage, seconds in out.timings.items()}
         latency.update(preprocess=item.preprocess_s * 1e3, inference=infer_s * 1e3,
                        wait=(t0 - item.posted) * 1e3)
-        class_names = classes.class_names if classes is not None else ()
-        if self.outlets is not None and class_names:
-            self.outlets.set_classes(class_names, self.outlet_meta)
+        class_names = window.classifier.class_names if window.classifier is not None else ()
+        if self.outlets is not None and window.classifier is not None:
+            self.outlets.set_classifier(window.classifier)
         latency["end_to_end"] = (pylsl.local_clock() - window.t_last) * 1e3
         result = WindowResult(
             index=window.index, t_last=window.t_last, channels=self.channels,
@@ -107,10 +110,9 @@ class InferenceStage:
             n_patches=window.data.shape[1] // PATCH_SAMPLES,
             tokens=tokens.tokens if tokens is not None else None,
             reconstruction=tokens.reconstruction if tokens is not None else None,
-            probabilities=classes.probabilities if classes is not None else None,
-            class_names=class_names, latency=latency, flags=window.flags,
-            rejected=window.rejected, markers=window.markers, label=window.label,
-            gap=window.gap,
+            probabilities=probabilities, class_names=class_names, latency=latency,
+            flags=window.flags, rejected=window.rejected, markers=window.markers,
+            label=window.label, gap=window.gap,
         )
         if self.outlets is not None:
             self.outlets.push(result)

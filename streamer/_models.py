@@ -1,53 +1,105 @@
-"""The models a pipeline runs: the tokenizer engine and a classifier that can be swapped live.
+"""The models a pipeline runs: the tokenizer engine and a decoder that can be swapped live.
 
-Two engines, not one, so that swapping the classifier (a re-calibration writes its file)
-never reloads or re-warms the tokenizer. The swap loads and warms the new classifier
-first and then replaces one reference, so a window in flight finishes on the old one.
+The decoder is whatever a classifier file holds (``neurorvq_stream.decoders``: a NeuroRVQ
+head or a classical decoder), bound to the rows of the pipeline's windows that are the
+channels it was calibrated on. Tokenizer and decoder load separately, so that swapping
+the decoder (a re-calibration writes its file) never reloads or re-warms the tokenizer.
+Windows carry the bound decoder they were cut for, so a window in flight during a swap
+finishes on the decoder whose spec it matches.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # the backends import torch: only when a pipeline really loads models
-    from neurorvq_stream.engines.backends import EngineOutput, InferenceEngine
+    from neurorvq_stream.decoders import Decoder
+    from neurorvq_stream.engines.backends import InferenceEngine
 
 logger = logging.getLogger("neurorvq_stream")
 
 
-class Models:
-    """Tokenizer and classifier engines on one backend; either may be absent."""
+@dataclass(frozen=True)
+class BoundDecoder:
+    """A decoder, the file it came from, and the rows of a window that are its channels."""
 
-    def __init__(self, tokenizer: Path | None, classifier: Path | None, backend: str) -> None:
+    decoder: Decoder
+    path: Path
+    rows: np.ndarray
+
+    @classmethod
+    def bind(cls, decoder: Decoder, path: Path, channels: Sequence[str]) -> BoundDecoder:
+        """Bind ``decoder`` to a pipeline's mapped ``channels``; a clear error if any is missing."""
+        missing = [c for c in decoder.spec.channels if c not in channels]
+        if missing:
+            raise ValueError(
+                f"The classifier {str(path)!r} was calibrated on {len(decoder.spec.channels)} "
+                f"channels, {len(missing)} of which this stream does not give: "
+                f"{', '.join(missing[:12])}{' ...' if len(missing) > 12 else ''}. Calibrate "
+                "one on this cap (neurorvq-stream calibrate) or run without it "
+                "(--classifier none).")
+        rows = np.array([list(channels).index(c) for c in decoder.spec.channels], dtype=int)
+        return cls(decoder, path, rows)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.decoder.class_names)
+
+    def metadata(self) -> dict[str, str]:
+        """What a consumer of its predictions must know (the predictions outlet's desc)."""
+        import json
+
+        d = self.decoder
+        return {"classifier": str(self.path), "classifier_kind": d.kind,
+                "classifier_classes": ",".join(d.class_names),
+                "classifier_scores": json.dumps(d.scores, sort_keys=True),
+                "classifier_window": json.dumps(d.spec.to_dict(), sort_keys=True)}
+
+    def predict(self, window: np.ndarray) -> tuple[np.ndarray, float]:
+        """Calibrated class probabilities of a pipeline window (C, T), and the seconds taken."""
+        t0 = time.perf_counter()
+        probabilities = self.decoder.predict_proba(window[self.rows])
+        return np.asarray(probabilities, dtype=np.float32), time.perf_counter() - t0
+
+
+class Models:
+    """The tokenizer engine (or none) and the current bound decoder (or none)."""
+
+    def __init__(self, tokenizer: Path | None, backend: str) -> None:
         from neurorvq_stream.engines.backends import create_engine
 
-        self._create = create_engine
         self.backend = backend
         self.tokenizer: InferenceEngine | None = (
             create_engine(tokenizer=tokenizer, classifier=None, backend=backend)
             if tokenizer is not None else None
         )
-        self.classifier_path = classifier
-        self.classifier: InferenceEngine | None = (
-            self._load_classifier(classifier) if classifier is not None else None
-        )
+        self.classifier: BoundDecoder | None = None
 
-    def _load_classifier(self, path: Path) -> InferenceEngine:
-        return self._create(tokenizer=None, classifier=path, backend=self.backend)
+    def load_classifier(self, path: Path, channels: Sequence[str]) -> BoundDecoder:
+        """Load, bind and warm the decoder in ``path`` (not yet the current one)."""
+        from neurorvq_stream.decoders import load_decoder
+
+        bound = BoundDecoder.bind(load_decoder(path, backend=self.backend), path, channels)
+        bound.decoder.warmup()
+        return bound
 
     def describe(self) -> str:
-        parts = [e.describe() for e in (self.tokenizer, self.classifier) if e is not None]
+        parts = [self.tokenizer.describe()] if self.tokenizer is not None else []
+        if self.classifier is not None:
+            parts.append(self.classifier.decoder.describe())
         return " | ".join(parts) or "no model"
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return tuple(self.classifier.class_names) if self.classifier is not None else ()
+        return self.classifier.class_names if self.classifier is not None else ()
 
     @property
     def token_layout(self) -> tuple[int, int]:
@@ -56,37 +108,13 @@ class Models:
             return (0, 0)
         return (self.tokenizer.config.n_branches, self.tokenizer.config.n_levels)
 
-    def warmup(self, channels: Sequence[str], n_patches: int) -> None:
-        for engine in (self.tokenizer, self.classifier):
-            if engine is not None:
-                engine.warmup(channels, n_patches)
-
-    def swap_classifier(self, path: Path, channels: Sequence[str], n_patches: int) -> None:
-        """Load and warm the new classifier, then switch with one reference assignment."""
-        fresh = self._load_classifier(path)
-        fresh.warmup(channels, n_patches)
-        self.classifier, self.classifier_path = fresh, path
-
-    def run(
-        self, x: np.ndarray, channels: Sequence[str], reconstruct: bool, tokenize: bool,
-        classify: bool,
-    ) -> tuple[EngineOutput | None, EngineOutput | None]:
-        """The tokenizer's and the classifier's outputs for one window (None where absent
-        or not asked for)."""
-        tokenizer, classifier = self.tokenizer, self.classifier  # one swap-safe snapshot
-        tokens = (tokenizer.run(x, channels, reconstruct=reconstruct)
-                  if tokenizer is not None and tokenize else None)
-        classes = (classifier.run(x, channels, reconstruct=False)
-                   if classifier is not None and classify else None)
-        return tokens, classes
-
 
 class ClassifierWatcher:
     """Thread body that swaps the classifier in when its file changes on disk.
 
-    ``swap(path)`` does the swap (the pipeline's, which also updates status and outlets);
-    a file caught half-written fails to load, is reported through ``report`` and is tried
-    again at its next change.
+    ``swap(path)`` does the swap (the pipeline's, which also updates paths, status and
+    outlets); a file caught half-written fails to load, is reported through ``report`` and
+    is tried again at its next change.
     """
 
     def __init__(self, path: Path, swap: Callable[[Path], None],

@@ -21,6 +21,7 @@ import numpy as np
 from neurorvq_stream.engines import MODEL_RATE
 
 from ._lsl import ChannelInfo, write_channels
+from ._models import BoundDecoder
 from ._quality import FLAG_NAMES
 from ._results import PipelineStatus, WindowResult
 
@@ -80,9 +81,9 @@ def _describe_run(info: object, meta: dict[str, str]) -> None:
 class ResultOutlets:
     """Creates the enabled outlets and pushes one window's results to each.
 
-    ``meta`` (model paths, engine description, mapping) goes into every outlet's
-    ``desc/neurorvq`` so a recording says what produced it. ``token_layout`` is the
-    tokenizer's (branches, levels).
+    ``meta`` (tokenizer, engine, mapping, preprocessing, budgets) goes into every outlet's
+    ``desc/neurorvq`` so a recording says what produced it, and the predictions outlet's
+    also describes its classifier. ``token_layout`` is the tokenizer's (branches, levels).
     """
 
     def __init__(
@@ -91,9 +92,9 @@ class ResultOutlets:
         channels: tuple[str, ...],
         n_patches: int,
         hop_samples: int,
-        class_names: tuple[str, ...],
         meta: dict[str, str],
         token_layout: tuple[int, int],
+        classifier: BoundDecoder | None = None,
         enabled: tuple[str, ...] = KINDS,
     ) -> None:
         import pylsl
@@ -110,10 +111,10 @@ class ResultOutlets:
         self.hop_samples = hop_samples
         self.meta = dict(meta)
         self._enabled = tuple(enabled)
-        self.class_names: tuple[str, ...] = ()
+        self.classifier: BoundDecoder | None = None
         self._outlets: dict[str, object] = {}
-        if "Predictions" in enabled and class_names:
-            self._open_predictions(class_names)
+        if classifier is not None:
+            self.set_classifier(classifier)
         if "Tokens" in enabled and token_layout[0]:
             n_branches, n_levels = token_layout
             info = self._info("Tokens", n_branches * n_levels * len(channels) * n_patches,
@@ -149,27 +150,28 @@ class ResultOutlets:
         return pylsl.StreamInfo(self.identity.stream_name(kind), kind, n_channels, rate, fmt,
                                 self.identity.stream_source_id(kind))
 
-    def _open(self, kind: str, info: object, chunk_size: int = 0) -> None:
+    def _open(self, kind: str, info: object, chunk_size: int = 0,
+              extra: dict[str, str] | None = None) -> None:
         import pylsl
 
-        _describe_run(info, self.meta)
+        _describe_run(info, {**self.meta, **(extra or {})})
         self._outlets[kind] = pylsl.StreamOutlet(info, chunk_size=chunk_size)
 
-    def _open_predictions(self, class_names: tuple[str, ...]) -> None:
+    def set_classifier(self, classifier: BoundDecoder) -> None:
+        """(Re)open the predictions outlet for ``classifier``: its classes are the channels,
+        its kind, classes, CV score and window spec the metadata. LSL metadata cannot
+        change on an open outlet, and must not describe the wrong decoder, so a swapped
+        classifier gets a fresh outlet (same name and source_id, new uid)."""
         import pylsl
 
-        info = self._info("Predictions", len(class_names), pylsl.IRREGULAR_RATE, "float32")
-        write_channels(info, [ChannelInfo(c, "probability", "prediction") for c in class_names])
-        self.class_names = tuple(class_names)
-        self._open("Predictions", info)
-
-    def set_classes(self, class_names: tuple[str, ...], meta: dict[str, str]) -> None:
-        """Re-open the predictions outlet when a swapped classifier has other classes."""
-        self.meta.update(meta)
-        if "Predictions" not in self._enabled or tuple(class_names) == self.class_names:
+        if "Predictions" not in self._enabled or classifier is self.classifier:
             return
         self._outlets.pop("Predictions", None)
-        self._open_predictions(tuple(class_names))
+        names = classifier.class_names
+        info = self._info("Predictions", len(names), pylsl.IRREGULAR_RATE, "float32")
+        write_channels(info, [ChannelInfo(c, "probability", "prediction") for c in names])
+        self._open("Predictions", info, extra=classifier.metadata())
+        self.classifier = classifier
 
     @property
     def names(self) -> tuple[str, ...]:

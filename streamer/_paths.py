@@ -10,22 +10,49 @@ a second path that cuts exactly what it was calibrated on, from the same samples
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ._config import PreprocessingConfig, WindowConfig
+from ._models import BoundDecoder
 from ._preprocessing import Preprocessor
 from ._windows import MarkerLockedWindows, SlidingWindows
 
 
 @dataclass(frozen=True)
 class WindowPath:
-    """One cut of the stream; ``labels`` are the markers that lock its windows (None: all)."""
+    """One cut of the stream; ``labels`` are the markers that lock its windows (None: all).
+
+    Its windows feed the tokenizer when ``tokenize`` and ``classifier`` when it is set.
+    """
 
     preprocessing: PreprocessingConfig
     windows: WindowConfig
     labels: tuple[str, ...] | None
     tokenize: bool
-    classify: bool
+    classifier: BoundDecoder | None = None
+
+    @classmethod
+    def of_classifier(cls, classifier: BoundDecoder, hop: float) -> WindowPath:
+        """The path that cuts exactly what ``classifier`` was calibrated on.
+
+        ``hop`` spaces sliding windows (a spec fixes the window, not how often to take one).
+        """
+        s = classifier.decoder.spec
+        preprocessing = PreprocessingConfig(
+            line_freq=s.line_freq, notch=s.notch, l_freq=s.l_freq, h_freq=s.h_freq,
+            reference=s.reference, clip_uv=s.clip_uv)
+        windows = WindowConfig(
+            n_patches=s.n_patches, hop=min(hop, float(s.n_patches)), mode=s.mode,
+            marker_offset=s.marker_offset,
+            marker_length=s.n_patches if s.mode == "markers" else None)
+        return cls(preprocessing, windows, tuple(s.labels) or None, tokenize=False,
+                   classifier=classifier)
+
+    def merged(self, other: WindowPath) -> WindowPath:
+        """One path feeding both paths' models (they must cut the same windows)."""
+        return dataclasses.replace(self, tokenize=self.tokenize or other.tokenize,
+                                   classifier=self.classifier or other.classifier)
 
     @property
     def n_patches(self) -> int:
@@ -36,9 +63,10 @@ class WindowPath:
     def same_windows(self, other: WindowPath) -> bool:
         """Whether both paths cut the same windows from the same preprocessed samples."""
         a, b = self.windows, other.windows
-        same_cut = (a.mode, self.n_patches) == (b.mode, other.n_patches) and (
-            a.mode == "sliding" or (a.marker_offset, self.labels) == (b.marker_offset,
-                                                                      other.labels))
+        if (a.mode, self.n_patches) != (b.mode, other.n_patches):
+            return False
+        same_cut = (a.hop == b.hop if a.mode == "sliding"
+                    else (a.marker_offset, self.labels) == (b.marker_offset, other.labels))
         return same_cut and self.preprocessing == other.preprocessing
 
     def preprocessor(self, source_rate: float, n_channels: int,

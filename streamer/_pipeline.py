@@ -37,7 +37,7 @@ from ._inference import InferenceStage
 from ._inlet import Acquisition, EEGInlet, MarkerInlet
 from ._lsl import find_streams
 from ._mailbox import Mailbox
-from ._models import ClassifierWatcher, Models
+from ._models import BoundDecoder, ClassifierWatcher, Models
 from ._outlets import KINDS, OutletIdentity, ResultOutlets
 from ._paths import WindowPath
 from ._preprocessing import unit_scale_from_lsl
@@ -68,11 +68,11 @@ class Pipeline:
         self.acquisition: Acquisition | None = None
         self.outlets: ResultOutlets | None = None
         self.recorder: Recorder | None = None
+        self.processing: ProcessingStage | None = None
         self.models: Models | None = None
         self.mapping: ChannelMapping | None = None
         self.channels: tuple[str, ...] = ()
         self.source_channels: tuple[str, ...] = ()
-        self._outlet_meta: dict[str, str] = {}
         self._failures = threading.Lock()
 
     # ---------------------------------------------------------------- life cycle
@@ -104,11 +104,10 @@ class Pipeline:
         )
         unit_scale = self._map_channels(inlet)
         models = self.models = Models(
-            cfg.tokenizer_path() if cfg.models.tokenizer != "none" else None,
-            cfg.classifier_path(), cfg.engine,
-        )
-        models.warmup(self.channels, self.n_patches)
-        self._outlet_meta = self._meta()
+            cfg.tokenizer_path() if cfg.models.tokenizer != "none" else None, cfg.engine)
+        if models.tokenizer is not None:
+            models.tokenizer.warmup(self.channels, self.n_patches)
+        models.classifier = self._first_classifier()
         self.outlets = self._open_outlets()
         if cfg.markers.enabled:
             m = cfg.markers
@@ -125,13 +124,12 @@ class Pipeline:
             self.recorder = self._record()
         ring = RingBuffer(desc.n_channels, int(np.ceil(s.buffer_seconds * desc.sfreq)))
         mailbox = Mailbox()
-        processing = ProcessingStage(cfg, inlet, self.markers, ring, self.paths(),
-                                     np.asarray(self.mapping.source_indices, dtype=int),
-                                     unit_scale, mailbox, self.hub)
+        processing = self.processing = ProcessingStage(
+            cfg, inlet, self.markers, ring, self.paths(models.classifier),
+            np.asarray(self.mapping.source_indices, dtype=int), unit_scale, mailbox, self.hub)
         inference = InferenceStage(
             models, mailbox, self.hub, self.outlets, self.channels, self.source_channels,
-            cfg.budgets, processing.cuts[0].pre.resampler_latency_s,
-            cfg.outlets.reconstruction, self._outlet_meta,
+            cfg.budgets, processing.cuts[0].pre.resampler_latency_s, cfg.outlets.reconstruction,
         )
 
         def write(data: np.ndarray, ts: np.ndarray, breaks: np.ndarray) -> None:
@@ -147,8 +145,8 @@ class Pipeline:
             self._stage_thread("processing", processing.run),
             self._stage_thread("inference", inference.run),
         ]
-        if cfg.models.watch_classifier and models.classifier_path is not None:
-            watcher = ClassifierWatcher(models.classifier_path, self.swap_classifier,
+        if cfg.models.watch_classifier and models.classifier is not None:
+            watcher = ClassifierWatcher(models.classifier.path, self.swap_classifier,
                                         lambda text: self.hub.update_status(last_error=text))
             self._threads.append(self._stage_thread("watcher", watcher.run))
         for thread in self._threads:
@@ -186,13 +184,52 @@ class Pipeline:
         """Patches (seconds) per window, as the configuration sets them."""
         return self.config.window_seconds
 
-    def paths(self) -> list[WindowPath]:
-        """How this run cuts its windows (``_paths``): the configuration's path."""
+    def paths(self, classifier: BoundDecoder | None) -> list[WindowPath]:
+        """How this run cuts its windows (``_paths``): the configuration's path for the
+        tokenizer, and the path ``classifier`` was calibrated on (one path when they cut
+        the same windows)."""
         assert self.models is not None
         cfg = self.config
-        return [WindowPath(cfg.preprocessing, cfg.windows, cfg.markers.labels,
-                           tokenize=self.models.tokenizer is not None,
-                           classify=self.models.classifier is not None)]
+        main = WindowPath(cfg.preprocessing, cfg.windows, cfg.markers.labels,
+                          tokenize=self.models.tokenizer is not None)
+        if classifier is None:
+            return [main]
+        own = WindowPath.of_classifier(classifier, cfg.windows.hop)
+        if own.same_windows(main):
+            return [main.merged(own)]
+        return [main, own] if main.tokenize else [own]
+
+    def _first_classifier(self) -> BoundDecoder | None:
+        """The configured classifier, bound to this stream's channels; None for none.
+
+        A classifier the run cannot feed (channels the stream lacks, marker-locked windows
+        without a marker stream) is an error when the user named it; the shipped default
+        (a demo head for one recording's checkerboard task) is then left out with a warning,
+        so ``run`` on any amplifier still shows tokens.
+        """
+        assert self.models is not None
+        path = self.config.classifier_path()
+        if path is None:
+            return None
+        try:
+            classifier = self.models.load_classifier(path, self.channels)
+            self._check_markers(classifier)
+        except ValueError as err:
+            if self.config.models.classifier is not None:
+                raise
+            logger.warning("The shipped classifier does not fit this stream (%s) Running "
+                           "tokens only; calibrate your own with `neurorvq-stream calibrate`.",
+                           err)
+            return None
+        return classifier
+
+    def _check_markers(self, classifier: BoundDecoder) -> None:
+        spec = classifier.decoder.spec
+        if spec.mode == "markers" and not self.config.markers.enabled:
+            raise ValueError(
+                f"The classifier {str(classifier.path)!r} classifies windows locked to the "
+                f"markers {', '.join(spec.labels)}; name the marker stream (--markers NAME, "
+                "markers.name in the config).")
 
     # ---------------------------------------------------------------- set-up helpers
     def _map_channels(self, inlet: EEGInlet) -> float:
@@ -240,8 +277,8 @@ class Pipeline:
         return ResultOutlets(
             identity, self.channels, self.n_patches,
             hop_samples=min(self.n_patches * round(MODEL_RATE), max(1, hop)),
-            class_names=self.models.class_names, meta=self._outlet_meta,
-            token_layout=self.models.token_layout, enabled=enabled,
+            meta=self._meta(), token_layout=self.models.token_layout,
+            classifier=self.models.classifier, enabled=enabled,
         )
 
     def _record(self) -> Recorder:
@@ -262,8 +299,8 @@ class Pipeline:
             "source_stream": self.inlet.description.name,
             "source_id": self.inlet.description.source_id,
             "tokenizer": str(cfg.models.tokenizer or cfg.tokenizer_path()),
-            "classifier": str(self.models.classifier_path),
-            "engine": self.models.describe(),
+            "engine": (self.models.tokenizer.describe() if self.models.tokenizer is not None
+                       else "no tokenizer"),
             "mapping": ",".join(f"{a}:{b}" for a, b in zip(
                 self.source_channels, self.channels, strict=True)),
             "line_freq": str(p.line_freq), "notch": str(p.notch),
@@ -292,10 +329,16 @@ class Pipeline:
 
     # ---------------------------------------------------------------- hot swap
     def swap_classifier(self, path: str | Path) -> None:
-        """Load a new classifier and switch to it between two windows."""
-        assert self.models is not None
-        path = Path(path)
-        self.models.swap_classifier(path, self.channels, self.n_patches)
-        self._outlet_meta.update(classifier=str(path), engine=self.models.describe())
+        """Load, check and warm a new classifier, then switch to it between two windows.
+
+        Its windows may differ from the old one's (another window spec): the processing
+        stage then cuts the new path from its next pass on. Windows already cut finish on
+        the classifier they were cut for.
+        """
+        assert self.models is not None and self.processing is not None
+        fresh = self.models.load_classifier(Path(path), self.channels)
+        self._check_markers(fresh)
+        self.processing.set_paths(self.paths(fresh))
+        self.models.classifier = fresh
         self.hub.update_status(engine=self.models.describe())
-        logger.info("Classifier swapped to %s (%s).", path, ", ".join(self.models.class_names))
+        logger.info("Classifier swapped to %s.", fresh.decoder.describe())

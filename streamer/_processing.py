@@ -74,21 +74,45 @@ class ProcessingStage:
         self.unit_scale = unit_scale
         self.mailbox = mailbox
         self.hub = hub
-        self.cuts = [_Cut(p, p.preprocessor(inlet.sfreq, len(source_index), unit_scale),
-                          p.scheduler()) for p in paths]
+        self.cuts = [self._new_cut(p) for p in paths]
+        self._pending: list[WindowPath] | None = None
+        self._lock = threading.Lock()
         self._recent_markers: list[tuple[float, str]] = []
         self._unit = UnitCheck(inlet.sfreq)
         self.data_ready = threading.Event()
+
+    def set_paths(self, paths: Sequence[WindowPath]) -> None:
+        """Cut these paths from the next pass on (a classifier swap). A path that cuts the
+        same windows as a current one keeps its filter and window state; a new one starts
+        from the next samples (its first window after one window length)."""
+        with self._lock:
+            self._pending = list(paths)
 
     def run(self, stop: threading.Event) -> None:
         position = _Position()
         while not stop.is_set():
             self.data_ready.wait(0.05)
             self.data_ready.clear()
+            self._apply_pending_paths()
             self._sync_status()
             self._take_markers()
             if self.ring.n_written > position.count:
                 self._process(position)
+
+    def _new_cut(self, path: WindowPath) -> _Cut:
+        pre = path.preprocessor(self.inlet.sfreq, len(self.source_index), self.unit_scale)
+        return _Cut(path, pre, path.scheduler())
+
+    def _apply_pending_paths(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        cuts = []
+        for path in pending:
+            same = next((c for c in self.cuts if c.path.same_windows(path)), None)
+            cuts.append(_Cut(path, same.pre, same.scheduler) if same else self._new_cut(path))
+        self.cuts = cuts
 
     # ------------------------------------------------------------------ per pass
     def _take_markers(self) -> None:
@@ -151,7 +175,7 @@ class ProcessingStage:
                        if window.t_first < t <= window.t_last)
         window = dataclasses.replace(window, flags=assessment.flags, markers=inside,
                                      rejected=assessment.rejected, tokenize=path.tokenize,
-                                     classify=path.classify)
+                                     classifier=path.classifier)
         if self.mailbox.put(QueuedWindow(window, preprocess_s, time.perf_counter())):
             self.hub.increment("windows_dropped")
         self.hub.update_status(queue_depth=self.mailbox.depth,

@@ -23,12 +23,16 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
 
 from ._checks import samples_and_times
+
+if TYPE_CHECKING:
+    from ._models import BoundDecoder
 
 _DEFAULT_MAX_STEP_S = 0.1
 
@@ -43,7 +47,7 @@ class Window:
     quality flags of its samples (``ChannelFlag`` bits), ``markers`` the ``(time, label)``
     events that fall inside it; ``rejected`` says it has too many flagged channels to be
     classified (both set by the processing stage's quality check); ``tokenize`` and
-    ``classify`` say which models it feeds (its window path's).
+    ``classifier`` say which models it feeds (its window path's).
     """
 
     index: int
@@ -56,7 +60,7 @@ class Window:
     markers: tuple[tuple[float, str], ...] = ()
     rejected: bool = False
     tokenize: bool = True
-    classify: bool = True
+    classifier: BoundDecoder | None = None
 
     @property
     def t_first(self) -> float:
