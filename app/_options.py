@@ -33,12 +33,18 @@ def add_signal_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hop", type=float, default=None, help="seconds between sliding windows")
     g.add_argument("--marker-offset", type=float, default=None,
                    help="marker-locked window start relative to the marker (s)")
+    g.add_argument("--marker-length", type=int, default=None,
+                   help="marker-locked window length in 1 s patches (default: --patches)")
     g.add_argument("--line-freq", type=float, default=None, help="mains frequency, 50 or 60 Hz")
     g.add_argument("--l-freq", type=float, default=None,
                    help="high-pass edge in Hz (0 for none: slow cortical potentials)")
     g.add_argument("--h-freq", type=float, default=None, help="low-pass edge in Hz")
+    g.add_argument("--notch", action=argparse.BooleanOptionalAction, default=None,
+                   help="notch filter at the mains frequency and its harmonics")
     g.add_argument("--reference", choices=["none", "average"], default=None,
                    help="re-reference the mapped channels (common average)")
+    g.add_argument("--clip-uv", type=float, default=None,
+                   help="clip preprocessed samples at +-this many uV")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -77,10 +83,13 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         "windows.n_patches": args.patches,
         "windows.hop": args.hop,
         "windows.marker_offset": args.marker_offset,
+        "windows.marker_length": args.marker_length,
         "preprocessing.line_freq": args.line_freq,
         "preprocessing.l_freq": args.l_freq,
         "preprocessing.h_freq": args.h_freq,
+        "preprocessing.notch": args.notch,
         "preprocessing.reference": args.reference,
+        "preprocessing.clip_uv": args.clip_uv,
         "models.tokenizer": getattr(args, "tokenizer", None),
         "models.classifier": getattr(args, "classifier", None),
         "engine": getattr(args, "engine", None),

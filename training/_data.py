@@ -19,8 +19,10 @@ Epochs are cut by the live ``MarkerLockedWindows`` itself, so a marker at source
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mne
 import numpy as np
@@ -32,7 +34,11 @@ from neurorvq_stream.streamer import (
     bundled_events,
     bundled_recording,
     map_channels,
+    unit_scale,
 )
+
+if TYPE_CHECKING:
+    from neurorvq_stream.streamer import Recording, RunConfig
 
 CHECKER_CLASSES = ("checker-left", "checker-right")
 _CHUNK = 256  # source samples per chunk fed to the preprocessor, as an LSL inlet would
@@ -63,14 +69,16 @@ class PreprocessedRecording:
 
 
 def preprocess_continuous(
-    signal: np.ndarray, source_rate: float, line_freq: float = 50.0
+    signal: np.ndarray, source_rate: float, line_freq: float = 50.0,
+    preprocessor: Preprocessor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the live preprocessor over a whole (n, C) signal in LSL-sized chunks.
 
     Returns the 200 Hz output and the source time (first input sample = 0 s) of each
-    output sample, from the preprocessor's own time mapping.
+    output sample, from the preprocessor's own time mapping. ``preprocessor`` (fresh)
+    replaces the default one (``line_freq`` notch, 0.5-44.5 Hz band).
     """
-    pre = Preprocessor(source_rate, signal.shape[1], line_freq=line_freq)
+    pre = preprocessor or Preprocessor(source_rate, signal.shape[1], line_freq=line_freq)
     times = np.arange(len(signal)) / source_rate
     pieces = [pre.process(signal[start : start + _CHUNK], times[start : start + _CHUNK])
               for start in range(0, len(signal), _CHUNK)]
@@ -97,23 +105,71 @@ def load_preprocessed(subject: str, line_freq: float = 50.0) -> PreprocessedReco
     )
 
 
+def preprocess_recording(
+    recording: Recording, config: RunConfig, name: str = "recording"
+) -> PreprocessedRecording:
+    """A recording as the live pipeline would see it replayed: mapped, scaled, preprocessed.
+
+    Channel mapping (labels, types, positions, ``mapping.montage``), unit scale
+    (``stream.unit`` over the file's unit; none means uV) and the preprocessing settings
+    are the pipeline's, so ``calibrate`` from a file cuts the epochs a live replay gives.
+    """
+    chans = recording.channels
+    mapping = map_channels(
+        [c.label for c in chans], types=[c.type for c in chans],
+        positions={c.label: np.asarray(c.location) / 1e3 for c in chans if c.location},
+        montage=config.mapping.montage,
+    )
+    picks = list(mapping.source_indices)
+    units = {chans[i].unit for i in picks}
+    unit = config.stream.unit or (units.pop() if len(units) == 1 else "")
+    if config.stream.unit is None and len(units) > 1:
+        raise ValueError(f"The mapped channels of {name} mix units {units}; set stream.unit "
+                         "(--unit) to the one unit the recording holds.")
+    scale = unit_scale(unit) if unit.strip() else 1.0
+    if scale is None:
+        raise ValueError(f"{name}: channel unit {unit!r} is not an EEG unit; set stream.unit "
+                         "(--unit).")
+    p = config.preprocessing
+    pre = Preprocessor(recording.sfreq, len(picks), line_freq=p.line_freq if p.notch else None,
+                       band=(p.l_freq, p.h_freq), clip_uv=p.clip_uv, unit_scale=scale,
+                       reference=p.reference)
+    data, times = preprocess_continuous(recording.data[:, picks], recording.sfreq,
+                                        preprocessor=pre)
+    return PreprocessedRecording(subject=name, data=data, times=times, channels=mapping.names,
+                                 source_channels=mapping.source_labels,
+                                 events=tuple(recording.events))
+
+
+def class_marker_map(
+    classes: Sequence[str] | Mapping[str, Sequence[str]],
+) -> dict[str, tuple[str, ...]]:
+    """Class name -> its marker labels; a plain list names classes by their own marker."""
+    if isinstance(classes, Mapping):
+        return {str(c): tuple(labels) for c, labels in classes.items()}
+    return {str(c): (str(c),) for c in classes}
+
+
 def marker_epochs(
     rec: PreprocessedRecording,
-    classes: tuple[str, ...] | list[str] = CHECKER_CLASSES,
+    classes: Sequence[str] | Mapping[str, Sequence[str]] = CHECKER_CLASSES,
     offset: float = 0.0,
     n_patches: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Marker-locked windows [marker + offset, + n_patches s], cut by the live scheduler.
 
     The whole recording and its markers go through :class:`MarkerLockedWindows`, so the
-    sample a window starts on is the one the live ERP mode picks. Returns ``X``
-    (n, C, n_patches*200) float32 uV, ``y`` (n,) indices into ``classes`` and the marker
-    onsets (s). Markers whose window leaves the recording are skipped.
+    sample a window starts on is the one the live ERP mode picks. ``classes`` lists class
+    names that are marker labels, or maps each class to its marker labels (e.g. face:
+    face-upright, face-inverted). Returns ``X`` (n, C, n_patches*200) float32 uV, ``y``
+    (n,) class indices and the marker onsets (s). Markers whose window leaves the
+    recording are skipped.
     """
-    labels = {name: i for i, name in enumerate(classes)}
-    unknown = set(classes) - {label for _, label in rec.events}
+    groups = class_marker_map(classes)
+    labels = {m: i for i, markers in enumerate(groups.values()) for m in markers}
+    unknown = set(labels) - {label for _, label in rec.events}
     if unknown:
-        raise ValueError(f"Classes {sorted(unknown)} never occur in sub-{rec.subject}'s events.")
+        raise ValueError(f"Marker labels {sorted(unknown)} never occur in {_who(rec)}'s events.")
     duration = len(rec.data) / MODEL_RATE
     cutter = MarkerLockedWindows(offset, n_patches, history_s=duration + 1.0)
     cutter.feed(rec.data, rec.times)
@@ -122,10 +178,15 @@ def marker_epochs(
         for w in cutter.add_marker(onset, label)
     ]
     if not windows:
-        raise ValueError(f"No {classes} window fits in sub-{rec.subject}'s recording.")
+        raise ValueError(f"No {list(groups)} window fits in {_who(rec)}'s recording.")
     x = np.stack([w.data for w in windows]).astype(np.float32)
     y = np.asarray([labels[w.label] for w in windows], dtype=np.int64)
     return x, y, np.asarray([w.marker_time for w in windows])
+
+
+def _who(rec: PreprocessedRecording) -> str:
+    """'sub-s01' for the bundled subjects, else the recording's name."""
+    return f"sub-{rec.subject}" if rec.subject in ("s01", "s02") else rec.subject
 
 
 def continuous_windows(

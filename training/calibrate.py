@@ -1,40 +1,63 @@
-"""Live calibration: record labelled marker-locked epochs from LSL, fine-tune a head, save it.
+"""Calibration: labelled epochs (live or from a recorded file) -> a decoder set -> the best one.
 
-The epochs come out of the live pipeline itself (``streamer.Pipeline`` in marker mode, no
-model attached, no outlets), so calibration data are preprocessed, channel-mapped and cut
-exactly as the windows the new head will classify: the same ``RunConfig`` (stream,
-preprocessing, windows) describes both. A running pipeline that watches its classifier
-file (``models.watch_classifier``) swaps the new head in without restarting. The command
-line is ``neurorvq-stream calibrate``.
+Epochs come from the live pipeline itself (``streamer.Pipeline`` in marker mode, no
+model, no outlets), or from a recording file run through the same mapping,
+preprocessing and marker-locked cutting (``_data.preprocess_recording``), so a file and
+its live replay give the same epochs. Every epoch with a class's marker is used. The
+decoder kinds are cross-validated and calibrated on those epochs (``_decoder_set``); the
+best by cross-validation (or the one asked for) is saved with a sidecar carrying its
+:class:`decoders.WindowSpec`, so ``run`` applies it as it was trained. The command line is
+``neurorvq-stream calibrate``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
 from tqdm.auto import tqdm
 
-from neurorvq_stream.engines import (
-    PATCH_SAMPLES,
-    build_foundation_model,
-    save_checkpoint,
-    shipped_model,
-)
-from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig
+from neurorvq_stream.decoders import KINDS, WindowSpec
+from neurorvq_stream.engines import shipped_model
+from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig, load_recording
 
 from ._cards import write_card
-from ._finetune import HEAD_RECIPE, FinetuneConfig, finetune, predict_proba
+from ._data import class_marker_map, marker_epochs, preprocess_recording
+from ._decoder_set import FittedDecoder, LabelledEpochs, choose, file_suffix, fit_decoders
+
+# What calibrate trains unless told otherwise: every kind but the full fine-tune, which
+# takes minutes per fold on a CPU (``--full-finetune`` adds it).
+DEFAULT_KINDS = tuple(k for k in KINDS if k != "neurorvq-head-full")
 
 
-def epoch_config(config: RunConfig) -> RunConfig:
+def parse_classes(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``["face=face-upright,face-inverted", "house=house-upright"]`` or plain marker labels."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        name, sep, labels = item.partition("=")
+        markers = tuple(m.strip() for m in labels.split(",") if m.strip()) if sep else (name,)
+        if not name.strip() or not markers:
+            raise ValueError(f"Class {item!r} names no marker; write LABEL or "
+                             "NAME=LABEL[,LABEL...].")
+        if name in groups:
+            raise ValueError(f"Class {name!r} is given twice.")
+        groups[name.strip()] = markers
+    seen = [m for ms in groups.values() for m in ms]
+    if len(groups) < 2:
+        raise ValueError(f"Calibration needs at least two distinct classes, got {list(groups)}.")
+    if len(set(seen)) != len(seen):
+        raise ValueError(f"A marker label belongs to two classes: {seen}.")
+    return groups
+
+
+def epoch_config(config: RunConfig, class_markers: Mapping[str, Sequence[str]]) -> RunConfig:
     """``config`` as a recorder of marker-locked epochs: no models, no outlets.
 
     Stream, preprocessing, mapping and window settings are kept: they are the spec the
-    calibrated head will be applied with.
+    decoder will be applied with. Windows lock on the classes' markers only.
     """
     if not config.markers.enabled:
         raise ValueError("Calibration needs a marker stream: give --markers NAME "
@@ -43,99 +66,186 @@ def epoch_config(config: RunConfig) -> RunConfig:
         "windows.mode": "markers", "models.tokenizer": "none", "models.classifier": "none",
         "models.watch_classifier": False, "outlets.predictions": False,
         "outlets.tokens": False, "outlets.reconstruction": False, "outlets.metrics": False,
+        "markers.labels": [m for ms in class_markers.values() for m in ms],
     })
 
 
-def record_epochs(
-    config: RunConfig, classes: Sequence[str], n_per_class: int,
-    timeout: float | None = None, progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Collect ``n_per_class`` marker-locked windows per class from the live streams.
+def window_spec(config: RunConfig, channels: Sequence[str],
+                class_markers: Mapping[str, Sequence[str]]) -> WindowSpec:
+    """The spec of marker-locked epochs cut under ``config`` from ``channels``."""
+    p = config.preprocessing
+    return WindowSpec(
+        mode="markers", n_patches=config.window_seconds,
+        marker_offset=config.windows.marker_offset,
+        labels=tuple(m for ms in class_markers.values() for m in ms),
+        channels=tuple(channels), l_freq=p.l_freq, h_freq=p.h_freq, line_freq=p.line_freq,
+        notch=p.notch, reference=p.reference, clip_uv=p.clip_uv,
+    )
 
-    Returns ``X`` (n, C, n_patches*200) uV, ``y`` (indices into ``classes``) and the mapped
-    NeuroRVQ channel names. Markers with other labels are ignored. ``timeout`` (s) bounds
-    the wait; reaching it without enough epochs is an error that says what was collected.
+
+def record_epochs(
+    config: RunConfig, class_markers: Mapping[str, Sequence[str]],
+    n_per_class: int | None = None, duration: float | None = None,
+    timeout: float | None = None, progress: bool = True,
+    on_start: Callable[[], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Collect every marker-locked epoch of the classes from the live streams.
+
+    Stops when every class has ``n_per_class`` epochs (more of a class are kept), after
+    ``duration`` seconds, or on Ctrl+C; with none of the three it records until Ctrl+C.
+    ``timeout`` bounds the wait for ``n_per_class``: reaching it is an error that says what
+    was collected. ``on_start`` runs once the streams are open (e.g. to start a replay).
+    Returns ``X`` (n, C, n_patches*200) uV, ``y`` (class indices) and the channel names.
     """
-    if len(set(classes)) < 2:
-        raise ValueError(f"Calibration needs at least two distinct classes, got {list(classes)}.")
-    if n_per_class < 2:
-        raise ValueError(f"n_per_class must be >= 2 (got {n_per_class}).")
-    config = epoch_config(config)
-    labels = {name: i for i, name in enumerate(classes)}
-    hub = ResultHub(history=10 * n_per_class * len(classes))
+    config = epoch_config(config, class_markers)
+    label_class = {m: i for i, ms in enumerate(class_markers.values()) for m in ms}
+    counts = dict.fromkeys(class_markers, 0)
+    names = list(class_markers)
     xs: list[np.ndarray] = []
     ys: list[int] = []
-    counts = dict.fromkeys(classes, 0)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    bar = tqdm(total=n_per_class * len(classes), desc="calibration epochs",
-               disable=not progress)
+    hub = ResultHub(history=4096)
+    bar = tqdm(desc="calibration epochs", disable=not progress, unit="epoch")
     last = -1
     with Pipeline(config, hub) as pipeline:
-        while min(counts.values()) < n_per_class:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"Calibration timed out after {timeout} s with {counts} epochs of the "
-                    f"{n_per_class} per class asked for; check that "
-                    f"'{config.markers.name}' sends "
-                    f"the labels {list(classes)}."
-                )
-            for result in hub.wait_for(last, timeout=0.5):
-                last = result.index
-                if result.label in labels and counts[result.label] < n_per_class:
-                    counts[result.label] += 1
-                    xs.append(result.signal)
-                    ys.append(labels[result.label])
-                    bar.update(1)
+        start = time.monotonic()
+        if on_start is not None:
+            on_start()
+        try:
+            while True:
+                elapsed = time.monotonic() - start
+                if n_per_class is not None and min(counts.values()) >= n_per_class:
+                    break
+                if duration is not None and elapsed >= duration:
+                    break
+                if timeout is not None and elapsed > timeout:
+                    raise TimeoutError(
+                        f"Calibration timed out after {timeout:g} s with {counts} epochs of "
+                        f"the {n_per_class} per class asked for; check that "
+                        f"'{config.markers.name}' sends the markers "
+                        f"{sorted(label_class)}.")
+                for result in hub.wait_for(last, timeout=0.5):
+                    last = result.index
+                    if result.label in label_class:
+                        k = label_class[result.label]
+                        counts[names[k]] += 1
+                        xs.append(result.signal)
+                        ys.append(k)
+                        bar.update(1)
+                        bar.set_postfix(counts)
+        except KeyboardInterrupt:
+            print(f"\nStopped recording: {counts}.")
         channels = pipeline.channels
     bar.close()
+    if not xs:
+        raise ValueError(f"No epoch of {sorted(label_class)} arrived from "
+                         f"'{config.markers.name}'; check the marker stream and the labels.")
     return np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), tuple(channels)
 
 
-def calibrate(
-    config: RunConfig, classes: list[str], n_per_class: int, output: Path,
-    foundation_model: Path | None = None, timeout: float | None = None,
-    recipe: FinetuneConfig | None = None, progress: bool = True,
-) -> Path:
-    """Record epochs from live streams, fine-tune a head on ``foundation_model``, save it.
+def read_epochs(
+    path: str | Path, config: RunConfig, class_markers: Mapping[str, Sequence[str]],
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Every epoch of the classes in a recording file (EDF/BDF/FIF/XDF with markers).
 
-    Two classes give a one-logit head (p = P(classes[1])), more a softmax head. Returns the
-    path of the saved ``.safetensors`` (with its JSON sidecar and a model card ``.md``).
+    The file goes through what a live replay of it goes through (channel mapping, unit,
+    preprocessing, marker-locked windows under ``config``), so both give the same epochs.
     """
+    rec = preprocess_recording(load_recording(path, montage=config.mapping.montage), config,
+                               name=repr(str(path)))
+    x, y, _ = marker_epochs(rec, class_markers, config.windows.marker_offset,
+                            config.window_seconds)
+    return x, y, tuple(rec.channels)
+
+
+@dataclass
+class Calibration:
+    """What one calibration did: the decoders it trained, the one saved and why."""
+
+    fitted: list[FittedDecoder]
+    chosen: FittedDecoder
+    reason: str
+    path: Path
+
+    def table(self) -> str:
+        return format_table(self.fitted, self.chosen)
+
+
+def format_table(fitted: Sequence[FittedDecoder], chosen: FittedDecoder | None = None) -> str:
+    """One row per decoder: CV balanced accuracy (mean ± sd over folds), chance, epochs, time."""
+    first = fitted[0].scores
+    counts = ", ".join(f"{c} {n}" for c, n in first["n_per_class"].items())
+    lines = [f"Epochs per class: {counts}. Chance: {first['chance']:.3f} (95% bound "
+             f"{first['chance_95']:.3f}); {len(first['cv_folds'])}-fold cross-validation.",
+             "", f"| {'decoder':<20} | CV balanced accuracy | folds min-max | train s |",
+             f"|{'-' * 22}|{'-' * 22}|{'-' * 15}|{'-' * 9}|"]
+    for f in sorted(fitted, key=lambda f: -f.scores["cv_mean"]):
+        s = f.scores
+        mark = " *" if f is chosen else ""
+        lines.append(f"| {f.kind + mark:<20} | {s['cv_mean']:.3f} ± {s['cv_std']:.3f}        "
+                     f"| {min(s['cv_folds']):.2f}-{max(s['cv_folds']):.2f}     "
+                     f"| {s['train_seconds']:>7.1f} |")
+    return "\n".join(lines)
+
+
+def output_path(output: Path, kind: str) -> Path:
+    """``output`` with the suffix of the chosen kind's format (.skops or .safetensors)."""
     output = Path(output)
-    if output.suffix not in (".safetensors", ".pt"):
-        raise ValueError(f"Output {str(output)!r} must end in .safetensors (or .pt).")
-    recipe = recipe or HEAD_RECIPE
+    suffix = file_suffix(kind)
+    return output if output.suffix == suffix else output.with_suffix(suffix)
+
+
+def calibrate(
+    config: RunConfig, classes: Sequence[str] | Mapping[str, Sequence[str]], output: Path,
+    recording: Path | None = None, kinds: Sequence[str] = DEFAULT_KINDS,
+    decoder: str | None = None, foundation_model: Path | None = None,
+    n_per_class: int | None = None, duration: float | None = None,
+    timeout: float | None = None, seed: int = 0, progress: bool = True,
+    on_start: Callable[[], None] | None = None,
+) -> Calibration:
+    """Record (or read) labelled epochs, train ``kinds``, save the chosen decoder.
+
+    ``output`` takes the chosen kind's suffix (.skops, or .safetensors for a NeuroRVQ
+    head); a model card (``.md``, ``.card.json``) is written next to it.
+    """
+    class_markers = class_marker_map(classes)
+    if decoder is not None and decoder not in kinds:
+        kinds = (*kinds, decoder)
     foundation_model = foundation_model or shipped_model("foundation")
     if foundation_model is None:
-        raise FileNotFoundError("No foundation model given and none shipped: pass "
-                                "--foundation-model PATH.")
-    x, y, channels = record_epochs(config, classes, n_per_class, timeout, progress)
-    offset = config.windows.marker_offset
-    n_patches = x.shape[2] // PATCH_SAMPLES
-    eeg_stream, marker_stream = config.stream.name, config.markers.name
-    n_out = 1 if len(classes) == 2 else len(classes)
-    head = build_foundation_model(foundation_model, n_out=n_out, pretraining_heads=False)
-    t0 = time.time()
-    losses = finetune(head, x, y, channels, len(classes), recipe, progress=progress)
-    seconds = time.time() - t0
-    train_acc = balanced_accuracy_score(y, predict_proba(head, x, channels).argmax(1))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    path = save_checkpoint(
-        head.cpu(), output, channels=channels, classes=classes,
-        provenance={
-            "trained_by": "training.calibrate",
-            "foundation_model": str(foundation_model),
-            "streams": {"eeg": eeg_stream, "markers": marker_stream},
-            "window": {"mode": "markers", "marker_offset": offset, "marker_length": n_patches},
-            "recipe": recipe.as_dict(),
-            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
+        kinds = tuple(k for k in kinds if not KINDS[k].uses_foundation_model)
+    if recording is not None:
+        x, y, channels = read_epochs(recording, config, class_markers)
+        source = f"recording {str(recording)!r}"
+    else:
+        x, y, channels = record_epochs(config, class_markers, n_per_class, duration, timeout,
+                                       progress, on_start)
+        source = f"LSL stream {config.stream.name!r} (markers {config.markers.name!r})"
+    epochs = LabelledEpochs(x, y, tuple(class_markers), window_spec(config, channels,
+                                                                    class_markers),
+                            class_markers)
+    fitted = fit_decoders(kinds, epochs, foundation_model, seed, progress)
+    chosen, reason = choose(fitted, decoder)
+    chosen.provenance.update(trained_by="neurorvq-stream calibrate", source=source,
+                             recorded_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    path = chosen.save(output_path(output, chosen.kind))
+    _write_card(path, chosen, fitted, reason, source)
+    return Calibration(fitted, chosen, reason, path)
+
+
+def _write_card(path: Path, chosen: FittedDecoder, fitted: Sequence[FittedDecoder],
+                reason: str, source: str) -> None:
+    spec = chosen.epochs.spec
+    s = chosen.scores
+    write_card(
+        path, f"Calibrated decoder: {' vs '.join(chosen.epochs.class_names)}",
+        f"{chosen.kind} ({chosen.provenance.get('summary', '')}), trained on "
+        f"{sum(s['n_per_class'].values())} epochs from {source}. Chosen: {reason}.\n\n"
+        f"Window: {spec.describe()}.",
+        {"Chosen decoder": {"kind": chosen.kind, "CV balanced accuracy": s["cv_mean"],
+                            "CV spread (sd over folds)": s["cv_std"], "chance": s["chance"],
+                            "chance 95% bound": s["chance_95"],
+                            "epochs per class": s["n_per_class"],
+                            "training seconds": s["train_seconds"]},
+         "All decoders (CV balanced accuracy)": {
+             f.kind: f"{f.scores['cv_mean']:.3f} ± {f.scores['cv_std']:.3f}" for f in fitted}},
     )
-    write_card(path, f"Calibrated head: {' vs '.join(classes)}",
-               f"Head fine-tuned live on {len(y)} epochs from LSL stream '{eeg_stream}' "
-               f"(markers '{marker_stream}'), marker + {offset} s, {n_patches} patch(es).",
-               {"Calibration": {"epochs per class": n_per_class, "channels": len(channels),
-                                "loss first/last": f"{losses[0]:.3f} / {losses[-1]:.3f}",
-                                "training balanced accuracy": float(train_acc),
-                                "seconds": round(seconds, 1)}})
-    return path

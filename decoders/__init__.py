@@ -1,0 +1,49 @@
+"""Decoders of live EEG windows: what a classifier file holds and how the pipeline runs it.
+
+    from neurorvq_stream.decoders import load_decoder
+    decoder = load_decoder("my_calibration.skops")     # or a NeuroRVQ head .safetensors
+    decoder.spec          # the window and preprocessing it must be given (WindowSpec)
+    decoder.warmup()
+    p = decoder.predict_proba(window)                   # (C, n_patches*200) uV -> (K,)
+
+Layer: above ``engines``, below ``streamer``; it imports neither ``streamer`` nor
+``training`` (fitting the NeuroRVQ heads and cross-validating lives in ``training``).
+"""
+
+from ._calibrated import CalibratedModel, calibration_summary, decision_scores, fit_calibrator
+from ._decoders import HeadDecoder, SklearnDecoder
+from ._features import FoundationFeatures
+from ._kinds import CLASSICAL_KINDS, HEAD_KINDS, KINDS, DecoderKind
+from ._persistence import (
+    ALLOWED_TYPES,
+    annotate_head,
+    decoder_metadata,
+    load_decoder,
+    save_sklearn_decoder,
+)
+from ._protocol import Decoder, DecoderError
+from ._spec import LEGACY_PREPROCESSING, SpecError, WindowSpec
+
+__all__ = [
+    "ALLOWED_TYPES",
+    "CLASSICAL_KINDS",
+    "HEAD_KINDS",
+    "KINDS",
+    "LEGACY_PREPROCESSING",
+    "CalibratedModel",
+    "Decoder",
+    "DecoderError",
+    "DecoderKind",
+    "FoundationFeatures",
+    "HeadDecoder",
+    "SklearnDecoder",
+    "SpecError",
+    "WindowSpec",
+    "annotate_head",
+    "calibration_summary",
+    "decision_scores",
+    "decoder_metadata",
+    "fit_calibrator",
+    "load_decoder",
+    "save_sklearn_decoder",
+]

@@ -1,0 +1,89 @@
+"""The two concrete decoders: a scikit-learn model, or a NeuroRVQ head on an inference engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._calibrated import CalibratedModel
+from ._protocol import check_window, describe_scores
+from ._spec import WindowSpec
+
+
+def default_class_markers(class_names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each class is the marker of the same name (how every head was trained before groups)."""
+    return {name: (name,) for name in class_names}
+
+
+@dataclass
+class SklearnDecoder:
+    """A calibrated scikit-learn / pyriemann / mne model of (n, C, T) epochs."""
+
+    kind: str
+    class_names: tuple[str, ...]
+    spec: WindowSpec
+    model: CalibratedModel
+    scores: dict = field(default_factory=dict)
+    class_markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.class_markers = self.class_markers or default_class_markers(self.class_names)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(check_window(self.spec, x))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.probabilities(x)[0]
+
+    def warmup(self) -> None:
+        self.predict_proba(np.zeros((len(self.spec.channels), self.spec.n_samples)))
+
+    def describe(self) -> str:
+        return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "
+                f"{describe_scores(self.scores)}")
+
+
+@dataclass
+class HeadDecoder:
+    """A fine-tuned NeuroRVQ classification head, run by an inference backend.
+
+    Its calibration is folded into the head's last linear layer when it is trained, so
+    every backend (PyTorch, ONNX Runtime, TensorRT) gives calibrated probabilities.
+    """
+
+    kind: str
+    class_names: tuple[str, ...]
+    spec: WindowSpec
+    path: Path
+    backend: str = "auto"
+    scores: dict = field(default_factory=dict)
+    class_markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    engine: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.class_markers = self.class_markers or default_class_markers(self.class_names)
+        if self.engine is None:
+            from neurorvq_stream.engines.backends import create_engine
+
+            self.engine = create_engine(tokenizer=None, classifier=self.path,
+                                        backend=self.backend)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        batch = check_window(self.spec, x).astype(np.float32)
+        return np.stack([self.engine.run(w, self.spec.channels, reconstruct=False).probabilities
+                         for w in batch])
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.probabilities(x)[0]
+
+    def warmup(self) -> None:
+        self.engine.warmup(self.spec.channels, self.spec.n_patches)
+
+    def describe(self) -> str:
+        return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "
+                f"{describe_scores(self.scores)}, on {self.engine.describe()}")

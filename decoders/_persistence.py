@@ -1,0 +1,214 @@
+"""Decoder files: save and load without running code from the file.
+
+Two formats, one JSON sidecar ``<file>.json`` describing either:
+
+- NeuroRVQ heads: an engines ``.safetensors`` checkpoint (weights only), run through
+  ``engines.backends.create_engine`` so ``--engine`` applies;
+- scikit-learn / pyriemann / mne decoders: a ``.skops`` file. skops rebuilds objects
+  without pickle and only types it is told to trust; beyond its defaults (scikit-learn,
+  numpy, scipy) we trust exactly the types our decoders are made of (``ALLOWED_TYPES``),
+  and refuse a file holding anything else.
+
+The sidecar holds ``kind``, ``classes``, ``class_markers``, ``window_spec``, ``scores``,
+``calibration`` and ``provenance``. Sidecars written before decoders existed (the shipped
+checker head) still load: their spec is derived from ``provenance.window``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._calibrated import CalibratedModel
+from ._decoders import HeadDecoder, SklearnDecoder
+from ._kinds import HEAD_KINDS, KINDS
+from ._protocol import Decoder, DecoderError
+from ._spec import SpecError, WindowSpec
+
+FORMAT = "neurorvq-decoder"
+FORMAT_VERSION = 1
+HEAD_SUFFIXES = (".safetensors", ".pt")
+SKOPS_SUFFIX = ".skops"
+
+# Types a .skops decoder file may hold beyond skops' defaults: ours and the libraries'
+# estimators the kinds are built from (tests/decoders check every kind stays within it).
+ALLOWED_TYPES = (
+    "neurorvq_stream.decoders._calibrated.CalibratedModel",
+    "neurorvq_stream.decoders._features.BandPass",
+    "neurorvq_stream.decoders._features.EpochAmplitudes",
+    "neurorvq_stream.decoders._features.FoundationFeatures",
+    "pyriemann.estimation.XdawnCovariances",
+    "pyriemann.spatialfilters.Xdawn",
+    "pyriemann.tangentspace.TangentSpace",
+    "mne.decoding.csp.CSP",
+)
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def decoder_metadata(
+    kind: str, class_names: tuple[str, ...], spec: WindowSpec, scores: Mapping[str, Any],
+    calibration: Mapping[str, Any], class_markers: Mapping[str, tuple[str, ...]],
+    provenance: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The sidecar keys every decoder file carries (a head's engines keys are kept too)."""
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
+        "classes": list(class_names),
+        "class_markers": {c: list(m) for c, m in class_markers.items()},
+        "channels": list(spec.channels), "sampling_rate": 200.0,
+        "window_spec": spec.to_dict(), "scores": dict(scores),
+        "calibration": dict(calibration), "provenance": dict(provenance),
+    }
+
+
+def _replace_atomically(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, so a watcher never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_sklearn_decoder(decoder: SklearnDecoder, path: str | Path,
+                         calibration: Mapping[str, Any]) -> Path:
+    """Write ``decoder`` to ``path`` (.skops) and its sidecar; returns the path."""
+    import skops.io as sio
+
+    path = Path(path)
+    if path.suffix != SKOPS_SUFFIX:
+        raise ValueError(f"A {decoder.kind} decoder is saved as {SKOPS_SUFFIX}, not "
+                         f"{path.suffix!r} ({path}).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = decoder_metadata(decoder.kind, decoder.class_names, decoder.spec, decoder.scores,
+                            calibration, decoder.class_markers, decoder.provenance)
+    _replace_atomically(sidecar_path(path), lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+    _replace_atomically(path, lambda tmp: sio.dump(decoder.model, tmp))
+    return path
+
+
+def annotate_head(path: str | Path, kind: str, spec: WindowSpec, scores: Mapping[str, Any],
+                  calibration: Mapping[str, Any], class_markers: Mapping[str, tuple[str, ...]],
+                  provenance: Mapping[str, Any]) -> Path:
+    """Add the decoder keys to the sidecar ``engines.save_checkpoint`` wrote for a head."""
+    side = sidecar_path(Path(path))
+    meta = json.loads(side.read_text(encoding="utf-8"))
+    classes = tuple(meta.get("classes") or ())
+    meta.update(decoder_metadata(kind, classes, spec, scores, calibration, class_markers,
+                                 {**meta.get("provenance", {}), **provenance}))
+    _replace_atomically(side, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+    return Path(path)
+
+
+def _read_sidecar(path: Path, required: bool) -> dict[str, Any]:
+    side = sidecar_path(path)
+    if not side.is_file():
+        if required:
+            raise DecoderError(f"Decoder {str(path)!r} has no sidecar {side.name!r}; it holds "
+                               "the window spec and classes. Copy it along with the file, or "
+                               "re-run `neurorvq-stream calibrate`.")
+        return {}
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise DecoderError(f"The sidecar {str(side)!r} is not valid JSON ({err}); restore it "
+                           "from where the decoder came from or re-calibrate.") from None
+    if not isinstance(meta, dict):
+        raise DecoderError(f"The sidecar {str(side)!r} holds a {type(meta).__name__}, not a "
+                           "JSON object; restore it or re-calibrate.")
+    return meta
+
+
+def _spec_of(path: Path, meta: dict[str, Any]) -> WindowSpec:
+    try:
+        if "window_spec" in meta:
+            return WindowSpec.from_dict(meta["window_spec"])
+        return WindowSpec.from_legacy_sidecar(meta)
+    except (SpecError, TypeError, ValueError) as err:
+        raise DecoderError(f"Decoder {str(path)!r}: {err}") from None
+
+
+def _class_markers(meta: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    groups = meta.get("class_markers") or {}
+    return {str(c): tuple(str(m) for m in ms) for c, ms in groups.items()}
+
+
+def _load_skops(path: Path, meta: dict[str, Any]) -> SklearnDecoder:
+    import skops.io as sio
+
+    kind = meta.get("kind")
+    if meta.get("format") != FORMAT or kind not in KINDS or kind in HEAD_KINDS:
+        raise DecoderError(f"The sidecar of {str(path)!r} does not describe a scikit-learn "
+                           f"decoder (format {meta.get('format')!r}, kind {kind!r}); was it "
+                           "written by `neurorvq-stream calibrate`?")
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise DecoderError(f"Decoder {str(path)!r} is not a readable .skops file ({err}); "
+                           "re-calibrate or restore the file.") from None
+    refused = sorted(set(found) - set(ALLOWED_TYPES))
+    if refused:
+        raise DecoderError(
+            f"Refusing to load {str(path)!r}: it holds types no neurorvq-stream decoder is "
+            f"made of ({', '.join(refused)}), which could run code. Only load decoder "
+            "files you made with `neurorvq-stream calibrate`.")
+    try:
+        model = sio.load(path, trusted=list(found))
+    except Exception as err:  # skops raises many types for a damaged archive
+        raise DecoderError(f"Decoder {str(path)!r} is damaged ({type(err).__name__}: {err}); "
+                           "re-calibrate or restore the file.") from None
+    classes = tuple(str(c) for c in meta.get("classes") or ())
+    if not isinstance(model, CalibratedModel) or len(model.classes_) != len(classes):
+        raise DecoderError(f"Decoder {str(path)!r} does not match its sidecar (a "
+                           f"{type(model).__name__} for classes {list(classes)}); the two "
+                           "files come from different calibrations.")
+    return SklearnDecoder(kind=kind, class_names=classes, spec=_spec_of(path, meta),
+                          model=model, scores=meta.get("scores") or {},
+                          class_markers=_class_markers(meta),
+                          provenance=meta.get("provenance") or {})
+
+
+def _load_head(path: Path, meta: dict[str, Any], backend: str) -> HeadDecoder:
+    from neurorvq_stream.engines import CheckpointError
+    from neurorvq_stream.engines.backends import create_engine
+
+    try:
+        engine = create_engine(tokenizer=None, classifier=path, backend=backend)
+    except CheckpointError as err:
+        raise DecoderError(str(err)) from None
+    return HeadDecoder(kind=str(meta.get("kind", "neurorvq-head")),
+                       class_names=tuple(engine.class_names), spec=_spec_of(path, meta),
+                       path=path, backend=backend, scores=meta.get("scores") or {},
+                       class_markers=_class_markers(meta),
+                       provenance=meta.get("provenance") or {}, engine=engine)
+
+
+def load_decoder(path: str | Path, backend: str = "auto") -> Decoder:
+    """The decoder in ``path`` (.skops, or a NeuroRVQ head .safetensors/.pt) with its spec.
+
+    ``backend`` picks the inference backend of NeuroRVQ heads (as ``run --engine``).
+    Any fault is a :class:`DecoderError` naming the file and what to do.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DecoderError(f"Decoder {str(path)!r} is a folder; give the decoder file in it.")
+    if not path.is_file():
+        raise DecoderError(f"Decoder file {str(path)!r} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == SKOPS_SUFFIX:
+        return _load_skops(path, _read_sidecar(path, required=True))
+    if suffix in HEAD_SUFFIXES:
+        return _load_head(path, _read_sidecar(path, required=False), backend)
+    raise DecoderError(f"Decoder {str(path)!r} has an unknown extension; decoder files end "
+                       f"in {SKOPS_SUFFIX} or {' / '.join(HEAD_SUFFIXES)}.")
