@@ -179,7 +179,8 @@ def _load_skops(path: Path, meta: dict[str, Any]) -> SklearnDecoder:
                           provenance=meta.get("provenance") or {})
 
 
-def _load_head(path: Path, meta: dict[str, Any], backend: str) -> HeadDecoder:
+def _load_head(path: Path, meta: dict[str, Any], backend: str,
+               run_spec: WindowSpec | None) -> HeadDecoder:
     from neurorvq_stream.engines import CheckpointError
     from neurorvq_stream.engines.backends import create_engine
 
@@ -187,17 +188,22 @@ def _load_head(path: Path, meta: dict[str, Any], backend: str) -> HeadDecoder:
         engine = create_engine(tokenizer=None, classifier=path, backend=backend)
     except CheckpointError as err:
         raise DecoderError(str(err)) from None
+    records_window = "window_spec" in meta or "window" in (meta.get("provenance") or {})
+    spec = run_spec if run_spec is not None and not records_window else _spec_of(path, meta)
     return HeadDecoder(kind=str(meta.get("kind", "neurorvq-head")),
-                       class_names=tuple(engine.class_names), spec=_spec_of(path, meta),
+                       class_names=tuple(engine.class_names), spec=spec,
                        path=path, backend=backend, scores=meta.get("scores") or {},
                        class_markers=_class_markers(meta),
                        provenance=meta.get("provenance") or {}, engine=engine)
 
 
-def load_decoder(path: str | Path, backend: str = "auto") -> Decoder:
+def load_decoder(path: str | Path, backend: str = "auto",
+                 run_spec: WindowSpec | None = None) -> Decoder:
     """The decoder in ``path`` (.skops, or a NeuroRVQ head .safetensors/.pt) with its spec.
 
-    ``backend`` picks the inference backend of NeuroRVQ heads (as ``run --engine``).
+    ``backend`` picks the inference backend of NeuroRVQ heads (as ``run --engine``). A head
+    that records no window at all (an official fine-tuned checkpoint dropped in, no
+    sidecar) classifies the windows of the run it is loaded into: ``run_spec``.
     Any fault is a :class:`DecoderError` naming the file and what to do.
     """
     path = Path(path)
@@ -209,6 +215,6 @@ def load_decoder(path: str | Path, backend: str = "auto") -> Decoder:
     if suffix == SKOPS_SUFFIX:
         return _load_skops(path, _read_sidecar(path, required=True))
     if suffix in HEAD_SUFFIXES:
-        return _load_head(path, _read_sidecar(path, required=False), backend)
+        return _load_head(path, _read_sidecar(path, required=False), backend, run_spec)
     raise DecoderError(f"Decoder {str(path)!r} has an unknown extension; decoder files end "
                        f"in {SKOPS_SUFFIX} or {' / '.join(HEAD_SUFFIXES)}.")

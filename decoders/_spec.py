@@ -31,10 +31,10 @@ class WindowSpec:
     """What the live path must give a decoder: the window and the preprocessing.
 
     ``n_patches`` 1 s patches of 200 Hz samples per window; in ``markers`` mode a window
-    starts ``marker_offset`` s after each marker whose label is in ``labels``. ``channels``
-    are NeuroRVQ electrode names in the order the decoder takes them. The preprocessing
-    fields mean what streamer's ``RunConfig.preprocessing`` keys of the same name mean
-    (``l_freq`` 0: no high-pass).
+    starts ``marker_offset`` s after each marker whose label is in ``labels`` (every
+    marker when ``labels`` is empty). ``channels`` are NeuroRVQ electrode names in the order
+    the decoder takes them. The preprocessing fields mean what streamer's
+    ``RunConfig.preprocessing`` keys of the same name mean (``l_freq`` 0: no high-pass).
     """
 
     mode: str
@@ -59,8 +59,6 @@ class WindowSpec:
             problems.append("channels is empty")
         if len(set(self.channels)) != len(self.channels):
             problems.append("channels repeat a name")
-        if self.mode == "markers" and not self.labels:
-            problems.append("a marker-locked spec needs the marker labels it locks on")
         if self.reference not in REFERENCES:
             problems.append(f"reference {self.reference!r} is not one of {REFERENCES}")
         if not (0 <= self.l_freq < self.h_freq) or not math.isfinite(self.h_freq):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # the backends import torch: only when a pipeline really loads models
-    from neurorvq_stream.decoders import Decoder
+    from neurorvq_stream.decoders import Decoder, WindowSpec
     from neurorvq_stream.engines.backends import InferenceEngine
 
 logger = logging.getLogger("neurorvq_stream")
@@ -83,11 +83,16 @@ class Models:
         )
         self.classifier: BoundDecoder | None = None
 
-    def load_classifier(self, path: Path, channels: Sequence[str]) -> BoundDecoder:
-        """Load, bind and warm the decoder in ``path`` (not yet the current one)."""
+    def load_classifier(self, path: Path, channels: Sequence[str],
+                        run_spec: WindowSpec) -> BoundDecoder:
+        """Load, bind and warm the decoder in ``path`` (not yet the current one).
+
+        ``run_spec`` (the run's own windows) serves a head that records none.
+        """
         from neurorvq_stream.decoders import load_decoder
 
-        bound = BoundDecoder.bind(load_decoder(path, backend=self.backend), path, channels)
+        decoder = load_decoder(path, backend=self.backend, run_spec=run_spec)
+        bound = BoundDecoder.bind(decoder, path, channels)
         bound.decoder.warmup()
         return bound
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._config import PreprocessingConfig, WindowConfig
 from ._models import BoundDecoder
 from ._preprocessing import Preprocessor
 from ._windows import MarkerLockedWindows, SlidingWindows
+
+if TYPE_CHECKING:
+    from neurorvq_stream.decoders import WindowSpec
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,17 @@ class WindowPath:
             marker_length=s.n_patches if s.mode == "markers" else None)
         return cls(preprocessing, windows, tuple(s.labels) or None, tokenize=False,
                    classifier=classifier)
+
+    def window_spec(self, channels: tuple[str, ...]) -> WindowSpec:
+        """This path as a decoder's window spec over ``channels`` (for a classifier file
+        that records no window of its own)."""
+        from neurorvq_stream.decoders import WindowSpec
+
+        w, p = self.windows, self.preprocessing
+        return WindowSpec(mode=w.mode, n_patches=self.n_patches, marker_offset=w.marker_offset,
+                          labels=tuple(self.labels or ()), channels=channels,
+                          l_freq=p.l_freq, h_freq=p.h_freq, line_freq=p.line_freq,
+                          notch=p.notch, reference=p.reference, clip_uv=p.clip_uv)
 
     def merged(self, other: WindowPath) -> WindowPath:
         """One path feeding both paths' models (they must cut the same windows)."""

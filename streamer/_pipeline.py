@@ -190,14 +190,28 @@ class Pipeline:
         the same windows)."""
         assert self.models is not None
         cfg = self.config
-        main = WindowPath(cfg.preprocessing, cfg.windows, cfg.markers.labels,
-                          tokenize=self.models.tokenizer is not None)
+        main = self._main_path()
         if classifier is None:
             return [main]
         own = WindowPath.of_classifier(classifier, cfg.windows.hop)
         if own.same_windows(main):
             return [main.merged(own)]
         return [main, own] if main.tokenize else [own]
+
+    def _main_path(self) -> WindowPath:
+        """The configuration's windows: what the tokenizer and the display get."""
+        assert self.models is not None
+        cfg = self.config
+        return WindowPath(cfg.preprocessing, cfg.windows, cfg.markers.labels,
+                          tokenize=self.models.tokenizer is not None)
+
+    def _load_classifier(self, path: Path) -> BoundDecoder:
+        """A bound, warmed decoder that this run can feed, or a clear ValueError."""
+        assert self.models is not None
+        run_spec = self._main_path().window_spec(self.channels)
+        classifier = self.models.load_classifier(path, self.channels, run_spec)
+        self._check_markers(classifier)
+        return classifier
 
     def _first_classifier(self) -> BoundDecoder | None:
         """The configured classifier, bound to this stream's channels; None for none.
@@ -212,8 +226,7 @@ class Pipeline:
         if path is None:
             return None
         try:
-            classifier = self.models.load_classifier(path, self.channels)
-            self._check_markers(classifier)
+            classifier = self._load_classifier(path)
         except ValueError as err:
             if self.config.models.classifier is not None:
                 raise
@@ -336,8 +349,7 @@ class Pipeline:
         the classifier they were cut for.
         """
         assert self.models is not None and self.processing is not None
-        fresh = self.models.load_classifier(Path(path), self.channels)
-        self._check_markers(fresh)
+        fresh = self._load_classifier(Path(path))
         self.processing.set_paths(self.paths(fresh))
         self.models.classifier = fresh
         self.hub.update_status(engine=self.models.describe())

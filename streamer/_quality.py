@@ -18,6 +18,7 @@ without unit metadata is not silently taken as microvolts.
 from __future__ import annotations
 
 import enum
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -171,7 +172,8 @@ class UnitCheck:
             return
         block = np.concatenate(self._pending)
         self._pending, self._n_pending = [], 0
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # an all-NaN channel has no median: NaN, expected
+            warnings.simplefilter("ignore", RuntimeWarning)
             centre = np.nanmedian(block, axis=0)
             mad = np.nanmedian(np.abs(block - centre), axis=0)
         if np.isfinite(mad).any():
