@@ -1,12 +1,16 @@
 """Result outlets: metadata, layouts, and stamps in the source clock of the window."""
 
+import json
 import uuid
 
 import numpy as np
 import pylsl
+import pytest
 from helpers import EVENTUALLY_S, wait_until
 
+from neurorvq_stream.decoders import WindowSpec, load_decoder
 from neurorvq_stream.streamer._lsl import find_streams, read_channels
+from neurorvq_stream.streamer._models import BoundDecoder
 from neurorvq_stream.streamer._outlets import OutletIdentity, ResultOutlets, metrics_labels
 from neurorvq_stream.streamer._quality import ChannelFlag
 from neurorvq_stream.streamer._results import PipelineStatus, WindowResult
@@ -39,12 +43,21 @@ def _pull_all(inlet: pylsl.StreamInlet, n: int) -> tuple[np.ndarray, np.ndarray]
     return np.concatenate(data), np.concatenate(stamps)
 
 
-def test_each_outlet_carries_the_window_time_and_its_layout():
+@pytest.fixture(scope="module")
+def classifier(parity_classifier) -> BoundDecoder:
+    """The parity head (4 classes, no window record) as a run on CHANNELS binds it."""
+    spec = WindowSpec(mode="sliding", n_patches=N_PATCHES, marker_offset=0.0, labels=(),
+                      channels=CHANNELS)
+    return BoundDecoder.bind(load_decoder(parity_classifier, run_spec=spec),
+                             parity_classifier, CHANNELS)
+
+
+def test_each_outlet_carries_the_window_time_and_its_layout(classifier):
     source = f"amp-{uuid.uuid4().hex[:8]}"
     identity = OutletIdentity.derive(source, f"{source}-sid")
     rng = np.random.default_rng(1)
-    outlets = ResultOutlets(identity, CHANNELS, N_PATCHES, HOP, ("left", "right"),
-                            {"engine": "pytorch-cpu"}, token_layout=(4, 8))
+    outlets = ResultOutlets(identity, CHANNELS, N_PATCHES, HOP, {"engine": "pytorch-cpu"},
+                            token_layout=(4, 8), classifier=classifier)
     kinds = ("Predictions", "Tokens", "Reconstruction", "Metrics")
     inlets = {kind: _inlet(f"{source}-NeuroRVQ-{kind}", f"{source}-sid-neurorvq-{kind.lower()}")
               for kind in kinds}
@@ -57,7 +70,8 @@ def test_each_outlet_carries_the_window_time_and_its_layout():
         n_patches=N_PATCHES,
         tokens=rng.integers(0, 8192, (4, 8, n_tok)),
         reconstruction=rng.standard_normal((3, 400)).astype(np.float32),
-        probabilities=np.array([0.3, 0.7], np.float32), class_names=("left", "right"),
+        probabilities=np.array([0.1, 0.2, 0.3, 0.4], np.float32),
+        class_names=classifier.class_names,
         latency={"inference": 12.5, "end_to_end": 20.0}, flags=flags,
     )
     outlets.push(result)
@@ -66,11 +80,14 @@ def test_each_outlet_carries_the_window_time_and_its_layout():
     outlets.push_metrics(result, status)
 
     probs, t = _pull_all(inlets["Predictions"], 1)
-    np.testing.assert_allclose(probs[0], [0.3, 0.7])
+    np.testing.assert_allclose(probs[0], [0.1, 0.2, 0.3, 0.4])
     np.testing.assert_allclose(t, [result.t_last], atol=EXACT_S)
     pinfo = inlets["Predictions"].info(timeout=2.0)
-    assert [c.label for c in read_channels(pinfo)] == ["left", "right"]
-    assert pinfo.desc().child("neurorvq").child_value("engine") == "pytorch-cpu"
+    assert [c.label for c in read_channels(pinfo)] == [f"class{k}" for k in range(4)]
+    run = pinfo.desc().child("neurorvq")
+    assert run.child_value("engine") == "pytorch-cpu"
+    assert run.child_value("classifier_kind") == "neurorvq-head"
+    assert json.loads(run.child_value("classifier_window"))["channels"] == list(CHANNELS)
 
     tokens, t = _pull_all(inlets["Tokens"], 1)
     tokens = tokens[0].reshape(4, 8, len(CHANNELS), N_PATCHES)
