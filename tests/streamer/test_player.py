@@ -224,7 +224,7 @@ def test_a_recording_made_here_replays_its_eeg_and_markers(tmp_path, segment):
     # The reconstruction outlet carries EEG-like channels: the amplifier stream must win.
     outlet_channels = tuple(f"e{k}" for k in range(16))
     outlets = ResultOutlets(OutletIdentity(f"{name}-out", f"{name}-out"), outlet_channels, 1,
-                            hop_samples=200, class_names=(), meta={"source_stream": name},
+                            hop_samples=200, meta={"source_stream": name},
                             token_layout=(4, 8), enabled=("Reconstruction", "Metrics"))
     queries = [StreamQuery(source_id=i) for i in (
         player.source_id, f"{player.source_id}-markers", f"{name}-out-reconstruction",
