@@ -221,7 +221,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for result in results:
             if tuple(result.channels) != self.signal_buffer.channels:
                 self._fill_channel_list(tuple(result.channels))
-            self.signal_buffer.add(result)
+            if result.display:  # not a classifier's own (differently cut) window
+                self.signal_buffer.add(result)
             if result.tokens is not None:
                 if result.tokens.shape[:2] != self._token_layout:
                     self._set_token_layout(result.tokens.shape[:2])

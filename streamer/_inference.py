@@ -112,7 +112,7 @@ class InferenceStage:
             reconstruction=tokens.reconstruction if tokens is not None else None,
             probabilities=probabilities, class_names=class_names, latency=latency,
             flags=window.flags, rejected=window.rejected, markers=window.markers,
-            label=window.label, gap=window.gap,
+            label=window.label, gap=window.gap, display=window.display,
         )
         if self.outlets is not None:
             self.outlets.push(result)

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 class WindowPath:
     """One cut of the stream; ``labels`` are the markers that lock its windows (None: all).
 
-    Its windows feed the tokenizer when ``tokenize`` and ``classifier`` when it is set.
+    Its windows feed the tokenizer when ``tokenize`` and ``classifier`` when it is set;
+    ``display`` marks the run's own path, whose windows the display shows as the signal
+    (a classifier's own path may be filtered differently and overlap them).
     """
 
     preprocessing: PreprocessingConfig
@@ -35,6 +37,7 @@ class WindowPath:
     labels: tuple[str, ...] | None
     tokenize: bool
     classifier: BoundDecoder | None = None
+    display: bool = True
 
     @classmethod
     def of_classifier(cls, classifier: BoundDecoder, hop: float) -> WindowPath:
@@ -51,7 +54,7 @@ class WindowPath:
             marker_offset=s.marker_offset,
             marker_length=s.n_patches if s.mode == "markers" else None)
         return cls(preprocessing, windows, tuple(s.labels) or None, tokenize=False,
-                   classifier=classifier)
+                   classifier=classifier, display=False)
 
     def window_spec(self, channels: tuple[str, ...]) -> WindowSpec:
         """This path as a decoder's window spec over ``channels`` (for a classifier file
@@ -67,7 +70,8 @@ class WindowPath:
     def merged(self, other: WindowPath) -> WindowPath:
         """One path feeding both paths' models (they must cut the same windows)."""
         return dataclasses.replace(self, tokenize=self.tokenize or other.tokenize,
-                                   classifier=self.classifier or other.classifier)
+                                   classifier=self.classifier or other.classifier,
+                                   display=self.display or other.display)
 
     @property
     def n_patches(self) -> int:

@@ -175,7 +175,7 @@ class ProcessingStage:
                        if window.t_first < t <= window.t_last)
         window = dataclasses.replace(window, flags=assessment.flags, markers=inside,
                                      rejected=assessment.rejected, tokenize=path.tokenize,
-                                     classifier=path.classifier)
+                                     classifier=path.classifier, display=path.display)
         if self.mailbox.put(QueuedWindow(window, preprocess_s, time.perf_counter())):
             self.hub.increment("windows_dropped")
         self.hub.update_status(queue_depth=self.mailbox.depth,

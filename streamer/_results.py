@@ -24,7 +24,9 @@ class WindowResult:
     outlet sample for this window carries it as its timestamp. ``latency`` maps a stage
     name to milliseconds, like the metrics outlet. ``flags`` (C,) uint8 holds each
     channel's quality flags (``ChannelFlag`` bits); a ``rejected`` window had too many
-    flagged channels to be classified, so it has no probabilities.
+    flagged channels to be classified, so it has no probabilities. ``display`` is False for
+    a window cut only for a classifier calibrated on other windows (its own preprocessing
+    and timing): the display does not show it as the signal.
     """
 
     index: int
@@ -43,6 +45,7 @@ class WindowResult:
     markers: tuple[tuple[float, str], ...] = ()
     label: str | None = None
     gap: bool = False
+    display: bool = True
 
     def flagged_channels(self) -> dict[str, tuple[str, ...]]:
         """Channel name -> names of its flags, for the channels that have any."""

@@ -47,7 +47,8 @@ class Window:
     quality flags of its samples (``ChannelFlag`` bits), ``markers`` the ``(time, label)``
     events that fall inside it; ``rejected`` says it has too many flagged channels to be
     classified (both set by the processing stage's quality check); ``tokenize`` and
-    ``classifier`` say which models it feeds (its window path's).
+    ``classifier`` say which models it feeds and ``display`` whether it is one of the run's
+    own windows (all three its window path's).
     """
 
     index: int
@@ -61,6 +62,7 @@ class Window:
     rejected: bool = False
     tokenize: bool = True
     classifier: BoundDecoder | None = None
+    display: bool = True
 
     @property
     def t_first(self) -> float:
