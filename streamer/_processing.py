@@ -78,6 +78,7 @@ class ProcessingStage:
         self._pending: list[WindowPath] | None = None
         self._lock = threading.Lock()
         self._recent_markers: list[tuple[float, str]] = []
+        self._n_posted = 0
         self._unit = UnitCheck(inlet.sfreq)
         self.data_ready = threading.Event()
 
@@ -173,7 +174,10 @@ class ProcessingStage:
                                    path.preprocessing.clip_uv)
         inside = tuple((t, m) for t, m in self._recent_markers
                        if window.t_first < t <= window.t_last)
-        window = dataclasses.replace(window, flags=assessment.flags, markers=inside,
+        # One index sequence for the run (each path's scheduler counts its own windows).
+        self._n_posted += 1
+        window = dataclasses.replace(window, index=self._n_posted - 1, flags=assessment.flags,
+                                     markers=inside,
                                      rejected=assessment.rejected, tokenize=path.tokenize,
                                      classifier=path.classifier, display=path.display)
         if self.mailbox.put(QueuedWindow(window, preprocess_s, time.perf_counter())):

@@ -4,17 +4,21 @@ A player streams synthetic EEG with 10-20 labels (few channels keep inference qu
 the pipeline runs the real tokenizer and classifier from ``tests/fixtures/parity_v1``.
 """
 
+import json
 import os
 import shutil
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pylsl
 import pytest
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
+from neurorvq_stream.decoders import WindowSpec, decoder_metadata
+from neurorvq_stream.engines._checkpoint import sidecar_path
 from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig
 from neurorvq_stream.streamer._lsl import ChannelInfo, find_streams, read_channels, write_channels
 from neurorvq_stream.streamer._quality import ChannelFlag
@@ -355,3 +359,104 @@ def test_two_pipelines_on_one_stream_do_not_share_outlets(live, make_config):
         second.stop()
     finally:
         first.stop()
+
+
+# ---------------------------------------------------------------- decoders and their windows
+MARKED = ("stim-a", "stim-b")
+
+
+def _decoder_file(folder: Path, parity_classifier: Path, spec: WindowSpec,
+                  name: str = "decoder.pt") -> Path:
+    """The parity head as a classifier file whose sidecar records ``spec``."""
+    path = folder / name
+    meta = decoder_metadata("neurorvq-head", tuple(f"class{k}" for k in range(4)), spec,
+                            {"cv_mean": 0.8, "cv_std": 0.05, "chance": 0.25}, {}, {}, {})
+    sidecar_path(path).write_text(json.dumps(meta))
+    shutil.copy(parity_classifier, path)  # last: a watcher sees the complete pair
+    return path
+
+
+def _erp_spec(channels: tuple[str, ...] = ("c3", "cz", "c4")) -> WindowSpec:
+    return WindowSpec(mode="markers", n_patches=1, marker_offset=-0.2, labels=MARKED,
+                      channels=channels)
+
+
+@pytest.fixture
+def marked():
+    """A replay with a marker every 0.7 s, alternating between two labels and "other"."""
+    name = f"erp-{uuid.uuid4().hex[:8]}"
+    rec = _recording(30.0)
+    labels = [*MARKED, "other"]
+    rec.events.extend((1.0 + 0.7 * k, labels[k % 3]) for k in range(40))
+    player = Player(rec, name=name, loop=True, chunk_seconds=0.02)
+    player.start()
+    yield name
+    player.stop()
+
+
+def test_a_marker_locked_classifier_gets_its_own_windows_beside_sliding_ones(
+        marked, make_config, parity_classifier, tmp_path):
+    classifier = _decoder_file(tmp_path, parity_classifier, _erp_spec())
+    config = make_config(marked).override(**{
+        "models.classifier": str(classifier), "markers.name": f"{marked}-Markers"})
+    pipe = Pipeline(config).start()
+    try:
+        paths = [cut.path for cut in pipe.processing.cuts]
+        assert [(p.windows.mode, p.tokenize, p.classifier is not None, p.display)
+                for p in paths] == [("sliding", True, False, True),
+                                    ("markers", False, True, False)]
+        wait_until(lambda: sum(r.probabilities is not None for r in pipe.hub.since(-1)) >= 4,
+                   "four classified marker windows")
+    finally:
+        pipe.stop()
+    results = pipe.hub.since(-1)
+    sliding = [r for r in results if r.display]
+    decoded = [r for r in results if r.probabilities is not None]
+    assert sliding and all(r.tokens is not None and r.probabilities is None for r in sliding)
+    for r in decoded:  # only the two labels, 1 s from 0.2 s before the marker, no tokens
+        assert r.label in MARKED and r.tokens is None and not r.display
+        (t_marker,) = [t for t, m in r.markers if m == r.label]
+        assert abs(r.t_last - (t_marker - 0.2 + 199 / 200)) < 1 / 200 + CLOCK_SYNC_S
+        assert r.class_names == tuple(f"class{k}" for k in range(4))
+
+
+def test_a_classifier_the_stream_cannot_feed_is_refused(marked, make_config, parity_classifier,
+                                                        tmp_path):
+    missing = _decoder_file(tmp_path, parity_classifier, _erp_spec(("cz", "poz", "iz")))
+    config = make_config(marked).override(**{
+        "models.classifier": str(missing), "markers.name": f"{marked}-Markers"})
+    with pytest.raises(ValueError, match=r"2 of which this stream does not give: poz, iz"):
+        Pipeline(config).start()
+    erp = _decoder_file(tmp_path, parity_classifier, _erp_spec(), "erp.pt")
+    with pytest.raises(ValueError, match="locked to the markers stim-a, stim-b; name the "):
+        Pipeline(make_config(marked).override(**{"models.classifier": str(erp)})).start()
+
+
+def test_hot_swap_to_a_classifier_with_other_windows(marked, make_config, parity_classifier,
+                                                     tmp_path):
+    head = tmp_path / "head.pt"
+    shutil.copy(parity_classifier, head)  # no window record: classifies the run's windows
+    config = make_config(marked).override(**{
+        "models.classifier": str(head), "models.watch_classifier": True,
+        "markers.name": f"{marked}-Markers"})
+    pipe = Pipeline(config).start()
+    try:
+        wait_until(lambda: any(r.probabilities is not None and r.display
+                               for r in pipe.hub.since(-1)), "a classified sliding window")
+        before = max(r.index for r in pipe.hub.since(-1))
+        _decoder_file(tmp_path, parity_classifier, _erp_spec(), "head.pt")
+        os.utime(head, (time.time() + 5, time.time() + 5))  # a new time, whatever the clock
+        wait_until(lambda: any(r.probabilities is not None and not r.display
+                               for r in pipe.hub.since(-1)), "a classified marker window")
+        swapped_at = min(r.index for r in pipe.hub.since(-1)
+                         if r.probabilities is not None and not r.display)
+        wait_until(lambda: sum(r.display for r in pipe.hub.since(swapped_at)) >= 3,
+                   "sliding windows after the swap")
+    finally:
+        pipe.stop()
+    assert pipe.hub.status().last_error == ""
+    # Windows are numbered in the order they were cut: after the first marker window of the
+    # new classifier, sliding windows feed the tokenizer only.
+    later = [r for r in pipe.hub.since(swapped_at) if r.display]
+    assert before < swapped_at and later
+    assert all(r.probabilities is None and r.tokens is not None for r in later)
