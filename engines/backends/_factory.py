@@ -86,7 +86,7 @@ def _build(
     if backend == "pytorch":
         import torch
 
-        from engines import load_classifier, load_tokenizer
+        from engines import build_tokenizer, load_classifier
 
         from ._torch import TorchEngine
 
@@ -94,7 +94,7 @@ def _build(
             torch.set_num_threads(threads)
         clf = load_classifier(classifier) if classifier else None
         return TorchEngine(
-            load_tokenizer(tokenizer).module if tokenizer else None,
+            build_tokenizer(tokenizer) if tokenizer else None,
             clf.module if clf else None,
             device=device,
             precision=precision,

@@ -1,9 +1,13 @@
 """PyTorch backend: the reference networks, on CPU or CUDA.
 
-On CUDA the transformer parts may run under bf16/fp16 autocast while the residual
-quantization stays in float32 (an argmin between near-equal distances must not flip with
-the precision), and each (channels, patches) shape can be captured once as a CUDA graph
-so a window costs one replay instead of hundreds of kernel launches.
+The token path (encoder + nearest-code search) is always fp32: IEEE fp32 on every device
+(TF32 switched off around the engine's calls, the caller's settings restored after), and
+on CPU the exact screened search of ``engines._nearest``. ``precision="bf16"`` (or
+"fp16" on CUDA) runs the decoder and the classifier under autocast: tokens stay identical,
+the reconstruction and the logits move by the amounts ``benchmarks/bench_backends.py``
+prints. Encoder autocast was measured at 89 % token agreement on CPU (93-95 % on an
+H100), so it is not offered. On CUDA each (channels, patches) shape can be captured once
+as a CUDA graph so a window costs one replay instead of hundreds of kernel launches.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from engines import PreparedWindow
+from engines._api import ieee_fp32
+from engines._nearest import native_bf16
 
 from ._base import InferenceEngine
 
@@ -58,6 +64,7 @@ class TorchEngine(InferenceEngine):
         precision: str = "fp32",
         cuda_graphs: bool | None = None,
         class_names: Sequence[str] = (),
+        screen: str = "auto",
     ) -> None:
         super().__init__()
         if precision not in _AUTOCAST:
@@ -65,12 +72,19 @@ class TorchEngine(InferenceEngine):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device={device!r} was asked for but PyTorch sees no CUDA GPU.")
-        if self.device.type != "cuda" and precision != "fp32":
+        if self.device.type != "cuda" and precision == "fp16":
             raise ValueError(
-                f"precision={precision!r} is for CUDA; on {self.device.type} use fp32 "
-                "(CPU autocast is slower than fp32 for these shapes)."
+                f"precision='fp16' is for CUDA; on {self.device.type} use fp32, or bf16 for "
+                "the decoder and classifier."
+            )
+        if self.device.type == "cpu" and precision == "bf16" and not native_bf16():
+            logger.warning(
+                "precision='bf16' on a CPU without bf16 instructions (AVX512-BF16/AMX): "
+                "PyTorch emulates it, much slower than fp32."
             )
         self.precision = precision
+        self.screen = screen
+        self._search = None
         self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         if self.cuda_graphs and self.device.type != "cuda":
             raise ValueError("cuda_graphs=True needs device='cuda'.")
@@ -87,17 +101,39 @@ class TorchEngine(InferenceEngine):
         self.has_tokenizer = self._tok is not None
         self.has_classifier = self._clf is not None
         self.config = (self._tok if self._tok is not None else self._clf).config
+        if self._tok is not None:
+            with torch.inference_mode():
+                self._search = self._tok.code_search(self.screen)
+
+    @property
+    def search_stats(self):
+        """Counters of the exact nearest-code search (None without a tokenizer)."""
+        return None if self._search is None else self._search.stats
+
+    def stage_precisions(self) -> dict[str, str]:
+        """What each stage computes in: the token path is exact fp32 in every mode."""
+        fp32 = "fp32 (IEEE, TF32 off)" if self.device.type == "cuda" else "fp32"
+        reduced = fp32 if self.precision == "fp32" else f"{self.precision} autocast"
+        stages = {}
+        if self.has_tokenizer:
+            stages["encoder"] = fp32
+            stages["search"] = self._search.describe().removeprefix("nearest codes: ")
+            stages["decoder"] = reduced
+        if self.has_classifier:
+            stages["classifier"] = reduced
+        return stages
 
     def describe(self) -> str:
         extra = ", CUDA graphs" if self.cuda_graphs else ""
+        stages = "; ".join(f"{k}: {v}" for k, v in self.stage_precisions().items())
         return (f"{self.name} {self.precision}{extra}, torch {torch.__version__}, "
-                f"{self._summary()}")
+                f"{torch.get_num_threads()} thread(s) [{stages}], {self._summary()}")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = _AUTOCAST[self.precision]
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _inputs(self, w: PreparedWindow) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dev = self.device
@@ -105,10 +141,7 @@ class TorchEngine(InferenceEngine):
 
     # Stage functions on tensors; these are what CUDA graphs capture.
     def _encode(self, patches, spatial, temporal):
-        with self._autocast():
-            feats = self._tok.encode_features(patches, spatial, temporal)
-        codes, quantized = self._tok.quantize(feats.float())
-        return codes, quantized
+        return self._search.quantize(self._tok.encode_features(patches, spatial, temporal))
 
     def _decode(self, quantized, patches, spatial, temporal):
         with self._autocast():
@@ -131,6 +164,7 @@ class TorchEngine(InferenceEngine):
         return graphed(*args)
 
     @torch.inference_mode()
+    @ieee_fp32()
     def _tokenize(self, w, reconstruct):
         patches, spatial, temporal = self._inputs(w)
         codes, quantized = self._call("encode", self._encode, patches, spatial, temporal)
@@ -143,6 +177,7 @@ class TorchEngine(InferenceEngine):
         return tokens, recon, time.perf_counter() - t0
 
     @torch.inference_mode()
+    @ieee_fp32()
     def _classify(self, w):
         (logits,) = self._call("classify", self._logits, *self._inputs(w))
         return logits[0].cpu().numpy()
