@@ -47,6 +47,9 @@ _RESCORE_ERROR = 1e-12
 #: of AVX2 kernels (vpmaddubsw) then stay below the int16 saturation limit.
 _INT8_ACTIVATION_LEVELS = 63
 _REFERENCE_BLOCK_CODES = 1 << 20  # scores per reference block (128 rows of 8192 codes)
+#: The screen leaves |e_j|^2 / 2 out and pays its spread in the bound, so it screens only
+#: (nearly) unit-norm codebooks, which is how NeuroRVQ trains them; others use fp32.
+_MAX_HALF_SQ_SPREAD = 1e-3
 
 
 def reference_blocks(n_rows: int, n_codes: int) -> list[slice]:
@@ -299,32 +302,39 @@ class CodeSearch:
             raise ValueError(f"screen={screen!r} runs on CPU; the codebooks are on {device}.")
         self.screen = screen
         self.stats = SearchStats()
-        self._levels = (
-            None
-            if screen == "none"
-            else [
-                [_LevelSearch(c, n, screen) for c, n in zip(levels, norms, strict=True)]
-                for levels, norms in zip(self.codebooks, sq_norms, strict=True)
+        self._levels = [
+            [
+                _LevelSearch(c, n, screen)
+                if screen != "none" and float(n.max() - n.min()) / 2 <= _MAX_HALF_SQ_SPREAD
+                else None
+                for c, n in zip(levels, norms, strict=True)
             ]
-        )
+            for levels, norms in zip(self.codebooks, sq_norms, strict=True)
+        ]
+        self.screened_levels = sum(lv is not None for levels in self._levels for lv in levels)
 
     def describe(self) -> str:
         """How the nearest codes are found, for ``describe()`` lines."""
-        if self.screen == "none":
+        total = sum(len(levels) for levels in self._levels)
+        if self.screened_levels == 0:
             return "nearest codes: fp32 matmul + argmin"
+        partial = "" if self.screened_levels == total else (
+            f" on {self.screened_levels}/{total} unit-norm codebooks, fp32 on the others"
+        )
         return (
-            f"nearest codes: {self.screen} screen, exact fp32 winners "
+            f"nearest codes: {self.screen} screen{partial}, exact fp32 winners "
             "(fp32 near-ties recomputed by the fp32 search)"
         )
 
     def nearest(self, branch: int, level: int, unit: torch.Tensor) -> torch.Tensor:
         """Code indices (M,) of the L2-normalized residuals ``unit`` (M, K)."""
+        search = self._levels[branch][level]
+        if search is not None:
+            return search(unit, self.stats)
         codes, norms = self.codebooks[branch][level], self.sq_norms[branch, level]
-        if self._levels is None:
-            self.stats.rows += unit.shape[0]
-            self.stats.blocks += len(reference_blocks(unit.shape[0], codes.shape[0]))
-            return fp32_nearest(unit, codes, norms)
-        return self._levels[branch][level](unit, self.stats)
+        self.stats.rows += unit.shape[0]
+        self.stats.blocks += len(reference_blocks(unit.shape[0], codes.shape[0]))
+        return fp32_nearest(unit, codes, norms)
 
     def quantize(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes (G, L, ...) and quantized vectors (G, ..., K) of features (G, ..., K).
