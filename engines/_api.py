@@ -39,17 +39,23 @@ _FP32_SWITCHES = (
 def ieee_fp32() -> Iterator[None]:
     """Run fp32 math in IEEE fp32 inside the block and restore the caller's settings after.
 
-    Only the new-style ``fp32_precision`` switches are read and written: PyTorch raises
-    when the two APIs are mixed. (PyTorch 2.13 also raises on a legacy ``allow_tf32`` read
-    while a switch says "ieee"; the switches say it only inside the block.)
+    The new-style ``fp32_precision`` switches decide; PyTorch 2.13 also keeps a legacy
+    cuDNN flag that must agree with them, or legacy reads (``torch.export`` makes one)
+    raise, so it is set to False inside the block and restored after as well.
     """
     switches = [getattr(getattr(torch.backends, lib), op) for lib, op in _FP32_SWITCHES]
     saved = [switch.fp32_precision for switch in switches]
     try:
+        legacy_cudnn = torch.backends.cudnn.allow_tf32
+    except RuntimeError:  # the caller mixed the two APIs; PyTorch's default is True
+        legacy_cudnn = True
+    try:
+        torch.backends.cudnn.allow_tf32 = False
         for switch in switches:
             switch.fp32_precision = "ieee"
         yield
     finally:
+        torch.backends.cudnn.allow_tf32 = legacy_cudnn
         for switch, value in zip(switches, saved, strict=True):
             switch.fp32_precision = value
 

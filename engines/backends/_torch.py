@@ -13,17 +13,22 @@ as a CUDA graph so a window costs one replay instead of hundreds of kernel launc
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
-from engines import PreparedWindow
+from engines import ELECTRODES, PreparedWindow, prepare_window
 from engines._api import ieee_fp32
 from engines._nearest import native_bf16
 
-from ._base import InferenceEngine
+from ._base import PATCH, InferenceEngine
+from ._cache import CacheKey, EngineCache, library_versions
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,63 @@ class _Graphed:
         return self.outputs
 
 
+class WholeWindow(nn.Module):
+    """Tokens, reconstruction and logits of one window in one function, in one fp32 vector.
+
+    This is what the GPU path captures as one CUDA graph or compiles ahead of time: the
+    search is the fp32 reference (a matmul and an argmin per level, no host round trip),
+    and token ids (< 2^24) are exact in float32, so one device-to-host copy returns
+    everything. ``autocast`` (bf16/fp16) applies to the decoder and the classifier only.
+    """
+
+    def __init__(
+        self, tokenizer: nn.Module, classifier: nn.Module, autocast: torch.dtype | None = None
+    ) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.classifier = classifier
+        self.autocast = autocast
+        self.register_buffer("sq_norms", tokenizer.code_sq_norms().detach(), persistent=False)
+
+    def forward(
+        self, patches: torch.Tensor, spatial: torch.Tensor, temporal: torch.Tensor
+    ) -> torch.Tensor:
+        tok = self.tokenizer
+        feats = tok.encode_features(patches, spatial, temporal)
+        codes, quantized = tok.quantize(feats, self.sq_norms)
+        reduced = (
+            contextlib.nullcontext() if self.autocast is None
+            else torch.autocast(patches.device.type, dtype=self.autocast)
+        )
+        with reduced:
+            amp, sin, cos = tok.decode(quantized, spatial, temporal)
+            logits = self.classifier(patches, spatial, temporal)
+        mean, std = tok.amplitude_stats(patches)
+        signal = tok.spectrum_to_signal(amp.float(), sin.float(), cos.float(), mean, std)
+        return torch.cat((codes.flatten().float(), signal.flatten(), logits.float().flatten()))
+
+    def unpack(
+        self, packed: np.ndarray, n_channels: int, n_tokens: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tokens (branches, levels, C*A), reconstruction (C, A*P), logits from a window."""
+        cfg = self.tokenizer.config
+        n_codes = cfg.n_branches * cfg.n_levels * n_tokens
+        n_signal = n_tokens * cfg.patch_size
+        tokens = packed[:n_codes].astype(np.int64).reshape(cfg.n_branches, cfg.n_levels, -1)
+        signal = packed[n_codes:n_codes + n_signal].reshape(n_channels, -1)
+        return tokens, signal, packed[n_codes + n_signal:]
+
+
+def _weights_sha256(*modules: nn.Module) -> str:
+    """Hash of the weights: a compiled window is valid for these exact numbers only."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, value in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 class TorchEngine(InferenceEngine):
     """Runs the PyTorch NeuroRVQ modules; ``tokenizer``/``classifier`` are loaded models."""
 
@@ -65,6 +127,7 @@ class TorchEngine(InferenceEngine):
         cuda_graphs: bool | None = None,
         class_names: Sequence[str] = (),
         screen: str = "auto",
+        whole_window: bool | None = None,
     ) -> None:
         super().__init__()
         if precision not in _AUTOCAST:
@@ -93,6 +156,16 @@ class TorchEngine(InferenceEngine):
         self.class_names = tuple(class_names)
         self._graphs: dict[tuple, _Graphed] = {}
         self.name = f"pytorch-{self.device.type}"
+        both = tokenizer is not None and classifier is not None
+        #: One function per window (tokens + reconstruction + logits, one graph, one copy):
+        #: the default on CUDA when both models are loaded; on CPU the staged path keeps the
+        #: exact screened search, which has host-side steps a graph cannot hold.
+        self.whole_window = (self.device.type == "cuda" and both) if whole_window is None \
+            else whole_window
+        if self.whole_window and not both:
+            raise ValueError("whole_window=True needs both a tokenizer and a classifier.")
+        self._window: WholeWindow | None = None
+        self._compiled: dict[tuple, Callable] = {}
 
     def load(self) -> None:
         for model in (self._tok, self._clf):
@@ -104,6 +177,8 @@ class TorchEngine(InferenceEngine):
         if self._tok is not None:
             with torch.inference_mode():
                 self._search = self._tok.code_search(self.screen)
+        if self.whole_window:
+            self._window = WholeWindow(self._tok, self._clf, _AUTOCAST[self.precision])
 
     @property
     def search_stats(self):
@@ -117,7 +192,10 @@ class TorchEngine(InferenceEngine):
         stages = {}
         if self.has_tokenizer:
             stages["encoder"] = fp32
-            stages["search"] = self._search.describe().removeprefix("nearest codes: ")
+            stages["search"] = (
+                "fp32 matmul + argmin" if self.whole_window
+                else self._search.describe().removeprefix("nearest codes: ")
+            )
             stages["decoder"] = reduced
         if self.has_classifier:
             stages["classifier"] = reduced
@@ -125,6 +203,11 @@ class TorchEngine(InferenceEngine):
 
     def describe(self) -> str:
         extra = ", CUDA graphs" if self.cuda_graphs else ""
+        if self.whole_window:
+            compiled = ", AOTInductor for " + ", ".join(
+                f"{k[1]} tokens" for k in self._compiled
+            ) if self._compiled else ""
+            extra += f", whole window in one call{compiled}"
         stages = "; ".join(f"{k}: {v}" for k, v in self.stage_precisions().items())
         return (f"{self.name} {self.precision}{extra}, torch {torch.__version__}, "
                 f"{torch.get_num_threads()} thread(s) [{stages}], {self._summary()}")
@@ -181,3 +264,62 @@ class TorchEngine(InferenceEngine):
     def _classify(self, w):
         (logits,) = self._call("classify", self._logits, *self._inputs(w))
         return logits[0].cpu().numpy()
+
+    @torch.inference_mode()
+    @ieee_fp32()
+    def _run_window(self, w):
+        if not self.whole_window:
+            return None
+        args = tuple(a.contiguous() for a in self._inputs(w))
+        compiled = self._compiled.get(tuple(args[0].shape))
+        fn = self._window if compiled is None else compiled
+        stage = "window" if compiled is None else "window-compiled"
+        (packed,) = self._call(stage, lambda *a: (fn(*a),), *args)
+        host = packed.cpu().numpy()  # the window's one device-to-host copy
+        return self._window.unpack(host, w.n_channels, w.n_channels * w.n_patches)
+
+    def compile_window(
+        self, n_channels: int, n_patches: int, cache_dir: str | Path = "engines_cache"
+    ) -> Path:
+        """Compile the whole-window function for one shape ahead of time, or load it.
+
+        torch.export + AOTInductor; the package is kept in the engine cache under the
+        weights' hash, the shape, the precision, the device and the library versions. Call
+        it before streaming (about a minute per shape): ``run`` never compiles; a shape
+        without a package runs the eager function (CUDA-graph captured on GPUs).
+        """
+        if not self.whole_window or self._window is None:
+            raise ValueError("compile_window needs whole_window=True and load() first.")
+        channels = [ELECTRODES[i % len(ELECTRODES)] for i in range(n_channels)]
+        x = np.zeros((1, n_channels, n_patches * PATCH), np.float32)
+        example = tuple(
+            a.contiguous() for a in self._inputs(prepare_window(x, channels, self.config))
+        )
+        device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" \
+            else "cpu"
+        key = CacheKey(
+            name=f"aoti-window-{n_channels}x{n_patches}-{self.device.type}",
+            checkpoint_sha256=_weights_sha256(self._tok, self._clf),
+            precision=self.precision,
+            shapes={"channels": n_channels, "patches": n_patches, "batch": 1},
+            versions=library_versions({"device": device, "cuda": str(torch.version.cuda)}),
+        )
+
+        def build(folder: Path) -> dict[str, object]:
+            logger.info("Compiling the whole-window function for %d x %d on %s "
+                        "(AOTInductor, about a minute)...", n_channels, n_patches, device)
+            t0 = time.perf_counter()
+            with torch.no_grad(), ieee_fp32():
+                program = torch.export.export(self._window, example)
+                torch._inductor.aoti_compile_and_package(
+                    program, package_path=str(folder / "window.pt2")
+                )
+            seconds = time.perf_counter() - t0
+            logger.info("Compiled %d x %d in %.0f s.", n_channels, n_patches, seconds)
+            return {"compile_seconds": round(seconds, 1)}
+
+        folder = EngineCache(cache_dir).get_or_build(key, build)
+        self._compiled[tuple(example[0].shape)] = torch._inductor.aoti_load_package(
+            str(folder / "window.pt2")
+        )
+        return folder

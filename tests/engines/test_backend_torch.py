@@ -143,3 +143,49 @@ def test_cuda_api_is_exact_fp32():
         a, b = cpu.reconstruct(x, case["channels"]), gpu.reconstruct(x, case["channels"])
         np.testing.assert_array_equal(b["tokens"], REF[f"case{case['case']}_tokens"])
         np.testing.assert_allclose(b["std_reconstruction"], a["std_reconstruction"], atol=1e-4)
+
+
+def _fixture_engine(**kwargs) -> TorchEngine:
+    clf = load_classifier(CLASSIFIER)
+    engine = TorchEngine(load_tokenizer(TOKENIZER).module, clf.module, **kwargs)
+    engine.load()
+    return engine
+
+
+def test_whole_window_in_one_call_matches_the_stages():
+    staged, fused = _fixture_engine(), _fixture_engine(whole_window=True)
+    assert "whole window in one call" in fused.describe()
+    for case in CASES:
+        x = REF[f"case{case['case']}_x"][0]
+        a, b = staged.run(x, case["channels"]), fused.run(x, case["channels"])
+        assert set(b.timings) == {"window"}
+        np.testing.assert_array_equal(b.tokens, a.tokens)
+        np.testing.assert_allclose(b.reconstruction, a.reconstruction, rtol=0,
+                                   atol=1e-5 * np.abs(a.reconstruction).max())
+        np.testing.assert_allclose(b.logits, a.logits, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(b.probabilities, a.probabilities, rtol=0, atol=1e-5)
+    tokens_only = fused.run(x, case["channels"], reconstruct=False)  # staged path
+    assert tokens_only.reconstruction is None and "tokenize" in tokens_only.timings
+    with pytest.raises(ValueError, match="needs both"):
+        TorchEngine(load_tokenizer(TOKENIZER).module, None, whole_window=True)
+
+
+def test_compiled_window_is_cached_and_exact(tmp_path, caplog):
+    """AOTInductor (what the GPU path compiles) exercised on CPU with the tiny fixture model:
+    compiled once before streaming, found in the engine cache the second time."""
+    engine = _fixture_engine(whole_window=True)
+    eager = _fixture_engine(whole_window=True)
+    channels = CASES[0]["channels"][:3]
+    folder = engine.compile_window(len(channels), 2, cache_dir=tmp_path)
+    assert (folder / "window.pt2").is_file() and "AOTInductor for 6 tokens" in engine.describe()
+    x = (np.random.default_rng(3).standard_normal((3, 400)) * 20).astype(np.float32)
+    a, b = eager.run(x, channels), engine.run(x, channels)
+    np.testing.assert_array_equal(b.tokens, a.tokens)
+    np.testing.assert_allclose(b.reconstruction, a.reconstruction, rtol=0,
+                               atol=1e-4 * np.abs(a.reconstruction).max())
+    np.testing.assert_allclose(b.logits, a.logits, rtol=0, atol=1e-4)
+    again = _fixture_engine(whole_window=True)
+    with caplog.at_level("INFO", logger="engines.backends._cache"):
+        assert again.compile_window(len(channels), 2, cache_dir=tmp_path) == folder
+    assert "Engine cache hit" in caplog.text
+    np.testing.assert_array_equal(again.run(x, channels).tokens, a.tokens)
