@@ -145,9 +145,11 @@ class Implementations:
         self.clf = Classifier(fm, None)
         self.naive = NaiveNeuroRVQ(tok.state_dict(), fm.state_dict(), tok.config.num_heads)
         self.authors = authors
-        opts = ort.SessionOptions()
+        opts = ort.SessionOptions()  # as the ONNX Runtime backend configures its sessions
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         paths = (
             export_tokenizer(tok, tmp / "tok.onnx"),
             export_decoder(tok, tmp / "dec.onnx"),

@@ -3,6 +3,12 @@
 ``auto`` follows TensorRT > ONNX Runtime CUDA > PyTorch CUDA > ONNX Runtime CPU > PyTorch
 CPU and records why each faster option was passed over, so a user who expected the GPU
 sees in the log and in ``describe()`` what was missing.
+
+On CPU, ONNX Runtime stays ahead of PyTorch although only PyTorch has the exact screened
+nearest-code search (``engines._nearest``): measured on a 2-core AVX2 EPYC, 2 threads
+(``benchmarks/bench_backends.py``), ONNX Runtime's whole window was still faster (fused
+transformer kernels, and its idle threads sleep instead of spinning, which matters on a
+shared CPU). ONNX Runtime has no bf16 MatMul on CPU (1.32: NOT_IMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from ._base import InferenceEngine
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "pytorch", "onnxruntime", "tensorrt")
+_ORT_BEFORE_TORCH_CPU = (
+    "; ONNX Runtime CPU comes before PyTorch CPU, whose exact screened search measured "
+    "too little to make up for its slower eager transformer (benchmarks/bench_backends.py)"
+)
 DEFAULT_CACHE = Path("engines_cache")
 
 
@@ -162,6 +172,8 @@ def create_engine(
         engine.selection_reason = (
             f"auto: first usable in the speed order; passed over: {passed_over}"
         )
+        if (name, dev) == ("onnxruntime", "cpu"):
+            engine.selection_reason += _ORT_BEFORE_TORCH_CPU
         logger.info("Inference engine: %s", engine.describe())
         return engine
     raise RuntimeError("No backend could load the models: " + "; ".join(errors))
