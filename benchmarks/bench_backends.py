@@ -73,7 +73,13 @@ def engines_here(tok_path: Path, clf_path: Path, cache: Path, threads: int) -> d
                 engine = create_engine(tok_path, clf_path, backend="pytorch", device="cuda",
                                        precision=prec, cache_dir=cache)
                 engine.cuda_graphs = graphs
-                engines[f"pytorch cuda {prec}{' +graphs' if graphs else ''}"] = engine
+                engines[f"pytorch cuda {prec} whole window{' +graphs' if graphs else ''}"] = (
+                    engine
+                )
+        staged = create_engine(tok_path, clf_path, backend="pytorch", device="cuda",
+                               cache_dir=cache)
+        staged.whole_window = False
+        engines["pytorch cuda fp32 staged +graphs"] = staged
     if "CUDAExecutionProvider" in ort.get_available_providers():
         engines["onnxruntime cuda fp32"] = create_engine(
             tok_path, clf_path, backend="onnxruntime", device="cuda", cache_dir=cache)
@@ -109,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=20, help="timed windows per cell")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per backend")
     parser.add_argument("--authors", metavar="PATH", help="clone of the authors' repository")
+    parser.add_argument("--compile", action="store_true",
+                        help="GPU: also time the AOTInductor-compiled whole window (compiles "
+                        "each shape first, about a minute each, cached)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     shapes = GPU_SHAPES if torch.cuda.is_available() else CPU_SHAPES
@@ -131,6 +140,12 @@ def main(argv: list[str] | None = None) -> None:
             if label.startswith("pytorch"):
                 print(f"{label}: {engine.describe()}")
         base = baselines(tok, fm, authors)
+        if args.compile and torch.cuda.is_available():
+            compiled = create_engine(tok_path, clf_path, backend="pytorch", device="cuda",
+                                     cache_dir=Path(tmp) / "cache")
+            for n_ch, n_p in shapes:
+                compiled.compile_window(n_ch, n_p, cache_dir=Path(tmp) / "cache")
+            engines["pytorch cuda fp32 AOTInductor +graphs"] = compiled
         for n_ch, n_p in shapes:
             bench_shape(engines, base, cfg, n_ch, n_p, reps)
 
