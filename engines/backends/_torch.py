@@ -110,7 +110,7 @@ def _weights_sha256(*modules: nn.Module) -> str:
     for module in modules:
         for name, value in sorted(module.state_dict().items()):
             digest.update(name.encode())
-            digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            digest.update(value.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
