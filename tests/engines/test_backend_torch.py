@@ -189,3 +189,21 @@ def test_compiled_window_is_cached_and_exact(tmp_path, caplog):
         assert again.compile_window(len(channels), 2, cache_dir=tmp_path) == folder
     assert "Engine cache hit" in caplog.text
     np.testing.assert_array_equal(again.run(x, channels).tokens, a.tokens)
+
+
+@needs_cuda
+def test_cuda_whole_window_graph_matches_cpu(tmp_path):
+    """One CUDA graph and one copy per window, exact fp32: the CPU engine's tokens."""
+    cpu = create_engine(TOKENIZER, CLASSIFIER, backend="pytorch", device="cpu")
+    gpu = create_engine(TOKENIZER, CLASSIFIER, backend="pytorch", device="cuda")
+    assert gpu.whole_window and gpu.cuda_graphs
+    gpu.compile_window(len(CASES[0]["channels"]), CASES[0]["n_time"], cache_dir=tmp_path)
+    for case in CASES:
+        x = REF[f"case{case['case']}_x"][0]
+        gpu.warmup(case["channels"], case["n_time"])
+        a, b = cpu.run(x, case["channels"]), gpu.run(x, case["channels"])
+        assert set(b.timings) == {"window"}
+        np.testing.assert_array_equal(b.tokens, a.tokens)
+        np.testing.assert_allclose(b.reconstruction, a.reconstruction, rtol=0,
+                                   atol=1e-4 * np.abs(a.reconstruction).max())
+        np.testing.assert_allclose(b.logits, a.logits, rtol=0, atol=1e-4)
