@@ -5,9 +5,14 @@ after another, attention is written out (q k^T, softmax, v), every RVQ level bui
 distance matrix ``|z|^2 + |e|^2 - 2 z e^T`` and the one-hot code matrix whose column sums are
 the codebook usage the authors accumulate in eval mode (computed here, never stored), and
 the signal goes through ``torch.fft``. The benchmark also checks it gives the same tokens.
+
+``AuthorsCode`` runs the authors' actual modules beside it, imported from a local clone of
+their repository whose path the benchmarks take as ``--authors PATH``.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -152,3 +157,66 @@ class NaiveNeuroRVQ:
         ]
         pooled = torch.cat(feats, dim=-1).mean(dim=1)
         return F.linear(self._ln(pooled, sd, "fc_norm"), sd["head.weight"], sd["head.bias"])
+
+
+class AuthorsCode:
+    """The authors' own modules, imported from a clone of their repository, same weights.
+
+    ``path`` is a checkout of github.com/KonstantinosBarmpas/NeuroRVQ (nothing of it is part
+    of this repository; it needs ``einops`` and ``pyyaml``). Their tokenizer's eval forward
+    updates its codebook-usage buffers, as in their code.
+    """
+
+    def __init__(
+        self, path: str, tokenizer_sd: dict[str, Tensor], fm_sd: dict[str, Tensor], n_out: int
+    ) -> None:
+        import sys
+        from pathlib import Path
+
+        import yaml
+        from torch import nn
+
+        root = Path(path)
+        if not (root / "NeuroRVQ" / "NeuroRVQ.py").is_file():
+            raise FileNotFoundError(
+                f"{path!r} is not a checkout of the authors' repository "
+                "(no NeuroRVQ/NeuroRVQ.py); clone github.com/KonstantinosBarmpas/NeuroRVQ."
+            )
+        sys.path.insert(0, str(root / "NeuroRVQ"))  # their modules import each other flat
+        import NeuroRVQ as authors  # their NeuroRVQ/NeuroRVQ.py
+        from NeuroRVQ_modules import get_encoder_decoder_params
+
+        args = yaml.safe_load((root / "flags" / "NeuroRVQ_EEG_v1.yml").read_text())
+        args["n_global_electrodes"] = 104
+        enc, dec = get_encoder_decoder_params(args)
+        self.tokenizer = authors.NeuroRVQTokenizer(
+            enc, dec, n_code=args["n_code"], code_dim=args["code_dim"],
+            decoder_out_dim=args["decoder_out_dim"],
+        ).eval()
+        self.tokenizer.load_state_dict(tokenizer_sd)
+        self.fm = authors.NeuroRVQFM(
+            n_patches=args["n_patches"], patch_size=args["patch_size"],
+            in_chans=args["in_chans_second_stage"], out_chans=args["out_chans_second_stage"],
+            num_classes=0, embed_dim=args["embed_dim_second_stage"],
+            depth=args["depth_second_stage"], num_heads=args["num_heads_second_stage"],
+            mlp_ratio=args["mlp_ratio_second_stage"], qkv_bias=args["qkv_bias_second_stage"],
+            qk_norm=partial(nn.LayerNorm, eps=1e-6), init_values=args["init_values_second_stage"],
+            n_global_electrodes=104, use_as_encoder=True, vocab_size=args["n_code"],
+        ).eval()
+        # Their fine-tuning attaches these two; the forward then returns head(fc_norm(mean)).
+        self.fm.fc_norm = nn.LayerNorm(4 * args["embed_dim_second_stage"])
+        self.fm.head = nn.Linear(4 * args["embed_dim_second_stage"], n_out)
+        missing, unexpected = self.fm.load_state_dict(fm_sd, strict=False)
+        if unexpected or any(not k.startswith("head_") for k in missing):
+            raise RuntimeError(f"authors' FM keys differ: {missing} / {unexpected}")
+
+    def tokens(self, x4: Tensor, s: Tensor, t: Tensor) -> Tensor:
+        """Codes [4, 8, B, C*A] (their get_tokens) of windows x4 (B, C, A, 200)."""
+        return self.tokenizer.get_tokens(x4, t.int(), s.int())["token"]
+
+    def reconstruct(self, x3: Tensor, s: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Their tokenizer forward: window-standardized input and reconstruction."""
+        return self.tokenizer(x3, t.int(), s.int())
+
+    def logits(self, x4: Tensor, s: Tensor, t: Tensor) -> Tensor:
+        return self.fm(x4, t.int(), s.int())[0]

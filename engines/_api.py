@@ -2,12 +2,14 @@
 
 ``Tokenizer`` and ``Classifier`` validate the input (so a bad window fails here with a
 message, not deep inside torch), build the patch/index tensors and run the networks under
-``torch.inference_mode()``, which changes no state of the modules.
+``torch.inference_mode()``, which changes no state of the modules, and :func:`ieee_fp32`,
+which keeps fp32 math fp32 (no TF32) during the call only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,50 @@ from ._config import NeuroRVQConfig
 from ._format import electrode_indices
 from ._foundation import NeuroRVQFoundationModel
 from ._tokenizer import NeuroRVQTokenizer, window_standardize
+
+#: The per-backend fp32 precision switches of PyTorch (>= 2.9): TF32 on CUDA, implicit
+#: TF32/bf16 in oneDNN on CPU. PyTorch defaults cuDNN convolutions to TF32 on GPUs that
+#: have it, which changes tokens (99.7 % agreement with the authors' on an H100).
+_FP32_SWITCHES = (
+    ("cuda", "matmul"),
+    ("cudnn", "conv"),
+    ("cudnn", "rnn"),
+    ("mkldnn", "matmul"),
+    ("mkldnn", "conv"),
+    ("mkldnn", "rnn"),
+)
+
+
+@contextlib.contextmanager
+def ieee_fp32() -> Iterator[None]:
+    """Run fp32 math in IEEE fp32 inside the block and restore the caller's settings after.
+
+    The new-style ``fp32_precision`` switches decide; PyTorch 2.13 also keeps a legacy
+    cuDNN flag that must agree with them, or legacy reads (``torch.export`` makes one)
+    raise, so it is set to False inside the block and restored after as well.
+    """
+    switches = [getattr(getattr(torch.backends, lib), op) for lib, op in _FP32_SWITCHES]
+    saved = [switch.fp32_precision for switch in switches]
+    try:
+        legacy_cudnn = torch.backends.cudnn.allow_tf32
+    except RuntimeError:  # the caller mixed the two APIs; PyTorch's default is True
+        legacy_cudnn = True
+    try:
+        torch.backends.cudnn.allow_tf32 = False
+        for switch in switches:
+            switch.fp32_precision = "ieee"
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = legacy_cudnn
+        for switch, value in zip(switches, saved, strict=True):
+            switch.fp32_precision = value
+
+
+@contextlib.contextmanager
+def _exact() -> Iterator[None]:
+    """Inference mode + IEEE fp32: how every front-end call runs the networks."""
+    with torch.inference_mode(), ieee_fp32():
+        yield
 
 
 @dataclass(frozen=True)
@@ -128,25 +174,32 @@ class _Engine:
 
 
 class Tokenizer(_Engine):
-    """NeuroRVQ tokenizer front end (``tokenize``, ``encode``, ``reconstruct``)."""
+    """NeuroRVQ tokenizer front end (``tokenize``, ``encode``, ``reconstruct``).
+
+    The front end serves frozen weights, so it prepares the exact screened nearest-code
+    search once (``search``, an :class:`engines._nearest.CodeSearch`; its ``stats`` count
+    how often the fp32 fallback ran). ``screen`` picks its kind ("auto", "int8", "bf16",
+    "none" for the plain fp32 search); tokens are identical whichever. Rebuild the
+    Tokenizer if the module's codebooks are changed afterwards.
+    """
 
     module: NeuroRVQTokenizer
 
-    def __init__(self, module: NeuroRVQTokenizer, metadata: dict | None) -> None:
+    def __init__(
+        self, module: NeuroRVQTokenizer, metadata: dict | None, screen: str = "auto"
+    ) -> None:
         super().__init__(module, metadata)
-        # The front end serves frozen weights: compute the codes' squared norms once.
-        # Rebuild the Tokenizer if the module's codebooks are changed afterwards.
         with torch.inference_mode():
-            self._sq_norms = module.code_sq_norms()
+            self.search = module.code_search(screen)
 
     def _quantize(self, w: PreparedWindow) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.module
-        return m.quantize(m.encode_features(w.patches, w.spatial_ix, w.time_ix), self._sq_norms)
+        return self.search.quantize(m.encode_features(w.patches, w.spatial_ix, w.time_ix))
 
     def tokenize(self, x: np.ndarray | torch.Tensor, channels: Sequence[str]) -> np.ndarray:
         """Token ids, int64 [branches, levels, B, C*A] (channel-major); no decoder run."""
         w = self.prepare(x, channels)
-        with torch.inference_mode():
+        with _exact():
             codes = self._quantize(w)[0]
         return codes.cpu().numpy()
 
@@ -155,7 +208,7 @@ class Tokenizer(_Engine):
     ) -> dict[str, np.ndarray]:
         """Tokens plus what decoding them needs: quantized vectors and amplitude mean/std."""
         w = self.prepare(x, channels)
-        with torch.inference_mode():
+        with _exact():
             codes, quantized = self._quantize(w)
             mean, std = self.module.amplitude_stats(w.patches)
         return {
@@ -170,7 +223,7 @@ class Tokenizer(_Engine):
     ) -> dict[str, np.ndarray]:
         """Reconstruction (B, C, A*P) in uV, window z-scored input/reconstruction, tokens."""
         w = self.prepare(x, channels)
-        with torch.inference_mode():
+        with _exact():
             m = self.module
             codes, quantized = self._quantize(w)
             amplitude, sin, cos = m.decode(quantized, w.spatial_ix, w.time_ix)
@@ -201,7 +254,7 @@ class Classifier(_Engine):
     def logits(self, x: np.ndarray | torch.Tensor, channels: Sequence[str]) -> np.ndarray:
         """Raw head outputs, float32 (B, n_out)."""
         w = self.prepare(x, channels)
-        with torch.inference_mode():
+        with _exact():
             return self.module(w.patches, w.spatial_ix, w.time_ix).cpu().numpy()
 
     def probabilities(self, x: np.ndarray | torch.Tensor, channels: Sequence[str]) -> np.ndarray:
@@ -219,9 +272,14 @@ def logits_to_probabilities(logits: np.ndarray) -> np.ndarray:
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def load_tokenizer(path: str | Path, device: torch.device | str = "cpu") -> Tokenizer:
-    """Tokenizer from an official ``.pt`` or a ``.safetensors`` checkpoint."""
-    return Tokenizer(build_tokenizer(path).to(device), read_sidecar(path))
+def load_tokenizer(
+    path: str | Path, device: torch.device | str = "cpu", screen: str = "auto"
+) -> Tokenizer:
+    """Tokenizer from an official ``.pt`` or a ``.safetensors`` checkpoint.
+
+    ``screen``: how the nearest codes are searched (see :class:`Tokenizer`).
+    """
+    return Tokenizer(build_tokenizer(path).to(device), read_sidecar(path), screen)
 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Classifier:

@@ -18,7 +18,8 @@ Public classes (attribute names match the official checkpoint keys):
   each (B, 1, 1); ``spectrum_to_signal(amplitude, sin, cos, mean, std) -> (B, N, P)`` uV;
   ``log_amplitude(patches)`` the standardization target for training;
   ``forward(...)`` = tokenize (codes only, the decoder does not run).
-  ``code_sq_norms()`` squared code norms that frozen-weight callers pass as ``sq_norms``.
+  ``code_sq_norms()`` squared code norms that frozen-weight callers pass as ``sq_norms``;
+  ``code_search(screen)`` the exact screened search (``engines._nearest``) for inference.
 
 Patches are ``x.reshape(B, C * A, P)`` of a window ``x (B, C, A*P)``: channel-major tokens.
 """
@@ -33,6 +34,7 @@ from torch import nn
 
 from ._config import NeuroRVQConfig
 from ._layers import Backbone, MultiScalePatchEmbed, branch_layer_norm, branch_linear
+from ._nearest import CodeSearch, fp32_nearest
 
 
 class Codebook(nn.Module):
@@ -65,8 +67,7 @@ class _QuantizerLevel(nn.Module):
         if sq_norms is None:
             sq_norms = (codes * codes).sum(1)
         # ||u - e||^2 = ||u||^2 + ||e||^2 - 2 u.e; ||u||^2 is the same for every code.
-        dist = torch.addmm(sq_norms, unit, codes.t(), alpha=-2.0)
-        return dist.argmin(dim=1)
+        return fp32_nearest(unit, codes, sq_norms)
 
 
 class ResidualQuantizer(nn.Module):
@@ -220,6 +221,13 @@ class NeuroRVQTokenizer(nn.Module):
                 for q in self._branches("quantize")
             ]
         )
+
+    def code_search(self, screen: str = "auto") -> CodeSearch:
+        """An exact, faster search over the current codebooks for inference with frozen
+        weights (see :class:`engines._nearest.CodeSearch`); ``quantize`` stays the reference."""
+        quantizers = self._branches("quantize")
+        books = [[lv.embedding.weight.detach() for lv in q.layers] for q in quantizers]
+        return CodeSearch(books, self.code_sq_norms().detach(), screen)
 
     def quantize(
         self, features: torch.Tensor, sq_norms: torch.Tensor | None = None

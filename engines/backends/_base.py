@@ -25,7 +25,8 @@ class EngineOutput:
 
     ``tokens`` is int64 ``(4 branches, 8 levels, C*A)`` (channel-major), ``reconstruction``
     ``(C, A*200)`` float32 in uV, ``logits`` ``(n_out,)``, ``probabilities`` ``(n_classes,)``
-    and ``timings`` seconds per stage ("tokenize", "reconstruct", "classify").
+    and ``timings`` seconds per stage ("tokenize", "reconstruct", "classify"), or "window"
+    for backends that run the whole window as one call.
     """
 
     tokens: np.ndarray | None = None
@@ -72,6 +73,13 @@ class InferenceEngine(ABC):
     def _classify(self, w: PreparedWindow) -> np.ndarray:
         """Logits (n_out,) of the fine-tuned head."""
 
+    def _run_window(
+        self, w: PreparedWindow
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Tokens, reconstruction and logits in one call, for backends that fuse the whole
+        window (one graph, one copy back); None runs the stages one by one."""
+        return None
+
     @abstractmethod
     def describe(self) -> str:
         """One line: backend, device, precision, loaded models and why it was chosen."""
@@ -103,17 +111,26 @@ class InferenceEngine(ABC):
         w = prepare_window(x[None], channels, self.config)
         timings: dict[str, float] = {}
         tokens = recon = logits = probs = None
-        if self.has_tokenizer:
+        t0 = time.perf_counter()
+        fused = (
+            self._run_window(w) if self.has_tokenizer and self.has_classifier and reconstruct
+            else None
+        )
+        if fused is not None:
+            tokens, recon, logits = fused
+            timings["window"] = time.perf_counter() - t0
+        elif self.has_tokenizer:
             t0 = time.perf_counter()
             tokens, recon, t_decode = self._tokenize(w, reconstruct)
             timings["tokenize"] = time.perf_counter() - t0 - t_decode
             if reconstruct:
                 timings["reconstruct"] = t_decode
-        if self.has_classifier:
+        if self.has_classifier and fused is None:
             t0 = time.perf_counter()
             logits = self._classify(w)
-            probs = logits_to_probabilities(logits[None])[0]
             timings["classify"] = time.perf_counter() - t0
+        if logits is not None:
+            probs = logits_to_probabilities(logits[None])[0]
         return EngineOutput(
             tokens=tokens,
             reconstruction=recon,

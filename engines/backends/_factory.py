@@ -3,6 +3,12 @@
 ``auto`` follows TensorRT > ONNX Runtime CUDA > PyTorch CUDA > ONNX Runtime CPU > PyTorch
 CPU and records why each faster option was passed over, so a user who expected the GPU
 sees in the log and in ``describe()`` what was missing.
+
+On CPU, ONNX Runtime stays ahead of PyTorch although only PyTorch has the exact screened
+nearest-code search (``engines._nearest``): measured on a 2-core AVX2 EPYC, 2 threads
+(``benchmarks/bench_backends.py``), ONNX Runtime's whole window was still faster (fused
+transformer kernels, and its idle threads sleep instead of spinning, which matters on a
+shared CPU). ONNX Runtime has no bf16 MatMul on CPU (1.32: NOT_IMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ from ._base import InferenceEngine
 from ._names import BACKENDS
 
 logger = logging.getLogger(__name__)
+
+_ORT_BEFORE_TORCH_CPU = (
+    "; ONNX Runtime CPU comes before PyTorch CPU, whose exact screened search measured "
+    "too little to make up for its slower eager transformer (benchmarks/bench_backends.py)"
+)
 
 
 def _ort_providers() -> list[str]:
@@ -85,14 +96,15 @@ def _build(
     if backend == "pytorch":
         import torch
 
-        from .._api import load_classifier, load_tokenizer
+        from .._api import load_classifier
+        from .._checkpoint import build_tokenizer
         from ._torch import TorchEngine
 
         if threads is not None:
             torch.set_num_threads(threads)
         clf = load_classifier(classifier) if classifier else None
         return TorchEngine(
-            load_tokenizer(tokenizer).module if tokenizer else None,
+            build_tokenizer(tokenizer) if tokenizer else None,
             clf.module if clf else None,
             device=device,
             precision=precision,
@@ -163,6 +175,8 @@ def create_engine(
         engine.selection_reason = (
             f"auto: first usable in the speed order; passed over: {passed_over}"
         )
+        if (name, dev) == ("onnxruntime", "cpu"):
+            engine.selection_reason += _ORT_BEFORE_TORCH_CPU
         logger.info("Inference engine: %s", engine.describe())
         return engine
     raise RuntimeError("No backend could load the models: " + "; ".join(errors))

@@ -214,4 +214,4 @@ def test_create_engine_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="Unknown backend"):
         create_engine(TOKENIZER, None, backend="tvm")
     with pytest.raises(ValueError, match="CUDA"):
-        create_engine(TOKENIZER, None, backend="pytorch", device="cpu", precision="bf16")
+        create_engine(TOKENIZER, None, backend="pytorch", device="cpu", precision="fp16")
