@@ -1,8 +1,9 @@
 """Test-wide set-up and shared fixtures.
 
 Loopback-only LSL and offscreen Qt are set before anything imports them (liblsl reads its
-configuration once). The parity checkpoints and the preprocessed bundled recording are
-shared as fixtures, so no test file builds its own copy of them.
+configuration once). The parity checkpoints, the engines loaded from them and the
+preprocessed bundled recording are shared as fixtures, so no test file builds its own
+copy of them; what is not a fixture (timing rules, the parity cases) is in ``helpers``.
 """
 
 import os
@@ -44,20 +45,34 @@ def repo() -> Path:
 
 
 @pytest.fixture(scope="session")
-def parity_dir() -> Path:
-    """The authors' outputs and small random-weight checkpoints (official key format)."""
-    return PARITY_DIR
+def parity_tokenizer() -> Path:
+    from helpers import PARITY_DIR
+
+    return PARITY_DIR / "tokenizer.pt"
 
 
 @pytest.fixture(scope="session")
-def parity_tokenizer(parity_dir: Path) -> Path:
-    return parity_dir / "tokenizer.pt"
-
-
-@pytest.fixture(scope="session")
-def parity_classifier(parity_dir: Path) -> Path:
+def parity_classifier() -> Path:
     """A fine-tuned foundation model with a 4-class head."""
-    return parity_dir / "foundation_model.pt"
+    from helpers import PARITY_DIR
+
+    return PARITY_DIR / "foundation_model.pt"
+
+
+@pytest.fixture(scope="session")
+def tok(parity_tokenizer: Path):
+    """The parity tokenizer through the Python API."""
+    from neurorvq_stream.engines import load_tokenizer
+
+    return load_tokenizer(parity_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def clf(parity_classifier: Path):
+    """The parity classifier through the Python API."""
+    from neurorvq_stream.engines import load_classifier
+
+    return load_classifier(parity_classifier)
 
 
 @pytest.fixture(scope="session")

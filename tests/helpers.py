@@ -1,10 +1,21 @@
-"""Timing rules shared by the tests that talk to real LSL streams.
+"""What several test files share that is not a fixture: timing rules for real LSL
+streams, and the parity cases (test parameters are chosen when tests are collected).
 
 Imported by name (``from helpers import ...``): the test root is on ``sys.path``.
 """
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+#: The authors' outputs and small random-weight checkpoints in the official key format.
+PARITY_DIR = Path(__file__).resolve().parent / "fixtures" / "parity_v1"
+#: One dict per case (channels, patches, batch); the arrays are in PARITY_REF.
+PARITY_CASES = json.loads((PARITY_DIR / "cases.json").read_text())
+PARITY_REF = np.load(PARITY_DIR / "cases.npz")
 
 # How far two LSL clocks on this machine may disagree after liblsl's clock-offset estimate
 # (``proc_clocksync`` / ``time_correction``): tens of µs on loopback (39 µs seen), and the

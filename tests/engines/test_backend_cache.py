@@ -120,7 +120,7 @@ def test_failed_build_leaves_no_entry(tmp_path, checkpoint):
 
 def test_stale_onnx_export_is_rebuilt(tmp_path, caplog):
     """A real export whose recorded torch version no longer matches is re-exported."""
-    from conftest import PARITY_DIR
+    from helpers import PARITY_DIR
 
     from neurorvq_stream.engines.backends import export_graphs
 

@@ -6,12 +6,11 @@ installed with a GPU) are compared to it. Floats: |a - b| <= 1e-4 * max(1, max|r
 1e-4 absolute for logits and 1e-4 relative to the window's scale for microvolts.
 """
 
-import json
 
 import numpy as np
 import pytest
 import torch
-from conftest import PARITY_DIR
+from helpers import PARITY_CASES, PARITY_DIR, PARITY_REF
 
 from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig, NeuroRVQTokenizer, save_checkpoint
 from neurorvq_stream.engines.backends import (
@@ -23,8 +22,6 @@ from neurorvq_stream.engines.backends import (
 
 TOKENIZER = PARITY_DIR / "tokenizer.pt"
 CLASSIFIER = PARITY_DIR / "foundation_model.pt"
-CASES = json.loads((PARITY_DIR / "cases.json").read_text())
-REF = np.load(PARITY_DIR / "cases.npz")
 
 
 def _backends():
@@ -66,8 +63,8 @@ def reference(cache):
 def reference_outputs(reference):
     """PyTorch CPU outputs of every fixture window, computed once for all backends."""
     return {
-        (case["case"], b): reference.run(REF[f"case{case['case']}_x"][b], case["channels"])
-        for case in CASES for b in range(case["batch"])
+        (case["case"], b): reference.run(PARITY_REF[f"case{case['case']}_x"][b], case["channels"])
+        for case in PARITY_CASES for b in range(case["batch"])
     }
 
 
@@ -80,17 +77,17 @@ def test_fixture_parity(backend, cache, reference, reference_outputs):
         engine = create_engine(TOKENIZER, CLASSIFIER, backend=name, device=device,
                                cache_dir=cache)
     assert engine.describe().startswith(engine.name)
-    for case in CASES:
+    for case in PARITY_CASES:
         k, channels = case["case"], case["channels"]
-        x = REF[f"case{k}_x"]
+        x = PARITY_REF[f"case{k}_x"]
         for b in range(case["batch"]):
             out = engine.run(x[b], channels)
             ref = reference_outputs[(k, b)]
             # The authors' outputs, then the PyTorch reference backend.
-            np.testing.assert_array_equal(out.tokens, REF[f"case{k}_tokens"][:, :, b])
-            assert np.abs(out.logits - REF[f"case{k}_logits"][b]).max() <= 1e-4
+            np.testing.assert_array_equal(out.tokens, PARITY_REF[f"case{k}_tokens"][:, :, b])
+            assert np.abs(out.logits - PARITY_REF[f"case{k}_logits"][b]).max() <= 1e-4
             std_rec = _zscore(out.reconstruction.reshape(-1, 200))
-            assert np.abs(std_rec - REF[f"case{k}_std_reconstruction"][b]).max() <= 1e-3
+            assert np.abs(std_rec - PARITY_REF[f"case{k}_std_reconstruction"][b]).max() <= 1e-3
             np.testing.assert_array_equal(out.tokens, ref.tokens)
             assert _close(out.reconstruction, ref.reconstruction)
             assert _close(out.logits, ref.logits)
@@ -144,8 +141,8 @@ def test_fp16_graphs_agree_within_stated_tolerance(cache, reference_outputs):
               for stage, name in GRAPH_FILES.items() if (folder / name).is_file()}
     engine = GraphEngine(graphs, config, name="onnxruntime-cpu", precision="fp16")
     engine.load()
-    for case in CASES:
-        x, channels = REF[f"case{case['case']}_x"][0], case["channels"]
+    for case in PARITY_CASES:
+        x, channels = PARITY_REF[f"case{case['case']}_x"][0], case["channels"]
         a, b = engine.run(x, channels), reference_outputs[(case["case"], 0)]
         assert (a.tokens == b.tokens).mean() >= 0.95
         assert np.abs(a.logits - b.logits).max() <= 1e-2
@@ -184,8 +181,8 @@ def test_auto_picks_and_explains(cache):
 @pytest.mark.parametrize("backend", ["pytorch", "onnxruntime"])
 def test_single_model_and_bad_input(backend, cache):
     clf_only = create_engine(None, CLASSIFIER, backend=backend, cache_dir=cache)
-    channels = CASES[1]["channels"]
-    x = REF["case1_x"][0]
+    channels = PARITY_CASES[1]["channels"]
+    x = PARITY_REF["case1_x"][0]
     clf_only.warmup(channels, n_patches=1)
     out = clf_only.run(x, channels)
     assert out.tokens is None and out.reconstruction is None

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import PARITY_DIR
+from helpers import PARITY_DIR
 
 from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig
 from neurorvq_stream.engines.backends import (

@@ -1,20 +1,17 @@
 """PyTorch backend: guards, IEEE fp32 around engine calls, the CPU bf16 mode; autocast and
 CUDA graphs where a GPU exists."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
-from conftest import PARITY_DIR
+from helpers import PARITY_CASES, PARITY_DIR, PARITY_REF
 
 from neurorvq_stream.engines import ELECTRODES, load_classifier, load_tokenizer
 from neurorvq_stream.engines.backends import create_engine
 from neurorvq_stream.engines.backends._torch import TorchEngine
 
 TOKENIZER = PARITY_DIR / "tokenizer.pt"
-CASES = json.loads((PARITY_DIR / "cases.json").read_text())
-REF = np.load(PARITY_DIR / "cases.npz")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
 
@@ -101,8 +98,8 @@ def test_engine_calls_run_ieee_fp32_and_restore_the_callers_settings(user_precis
     seen: list[dict] = []
     for model in (tok.module.encoder, tok.module.decoder, clf.module.patch_embed):
         _record_switches(model, seen)
-    x = REF["case0_x"][0]
-    channels = CASES[0]["channels"]
+    x = PARITY_REF["case0_x"][0]
+    channels = PARITY_CASES[0]["channels"]
     tok.reconstruct(x[None], channels)
     clf.logits(x[None], channels)
     engine = TorchEngine(tok.module, clf.module)
@@ -125,8 +122,8 @@ def test_cpu_bf16_mode_keeps_tokens_exact():
     text = bf16.describe()
     assert "encoder: fp32" in text and "decoder: bf16 autocast" in text
     assert "classifier: bf16 autocast" in text and "exact fp32 winners" in text
-    for case in CASES:
-        x = REF[f"case{case['case']}_x"][0]
+    for case in PARITY_CASES:
+        x = PARITY_REF[f"case{case['case']}_x"][0]
         a, b = fp32.run(x, case["channels"]), bf16.run(x, case["channels"])
         assert np.array_equal(a.tokens, b.tokens)
         scale = np.abs(a.reconstruction).max()
@@ -139,10 +136,10 @@ def test_cuda_api_is_exact_fp32():
     """TF32 (PyTorch's cuDNN default) changed tokens on an H100; the API must match CPU."""
     cpu, gpu = load_tokenizer(TOKENIZER), load_tokenizer(TOKENIZER, device="cuda")
     assert gpu.search.screen == "none"
-    for case in CASES:
-        x = REF[f"case{case['case']}_x"]
+    for case in PARITY_CASES:
+        x = PARITY_REF[f"case{case['case']}_x"]
         a, b = cpu.reconstruct(x, case["channels"]), gpu.reconstruct(x, case["channels"])
-        np.testing.assert_array_equal(b["tokens"], REF[f"case{case['case']}_tokens"])
+        np.testing.assert_array_equal(b["tokens"], PARITY_REF[f"case{case['case']}_tokens"])
         np.testing.assert_allclose(b["std_reconstruction"], a["std_reconstruction"], atol=1e-4)
 
 
@@ -156,8 +153,8 @@ def _fixture_engine(**kwargs) -> TorchEngine:
 def test_whole_window_in_one_call_matches_the_stages():
     staged, fused = _fixture_engine(), _fixture_engine(whole_window=True)
     assert "whole window in one call" in fused.describe()
-    for case in CASES:
-        x = REF[f"case{case['case']}_x"][0]
+    for case in PARITY_CASES:
+        x = PARITY_REF[f"case{case['case']}_x"][0]
         a, b = staged.run(x, case["channels"]), fused.run(x, case["channels"])
         assert set(b.timings) == {"window"}
         np.testing.assert_array_equal(b.tokens, a.tokens)
@@ -176,7 +173,7 @@ def test_compiled_window_is_cached_and_exact(tmp_path, caplog):
     compiled once before streaming, found in the engine cache the second time."""
     engine = _fixture_engine(whole_window=True)
     eager = _fixture_engine(whole_window=True)
-    channels = CASES[0]["channels"][:3]
+    channels = PARITY_CASES[0]["channels"][:3]
     folder = engine.compile_window(len(channels), 2, cache_dir=tmp_path)
     assert (folder / "window.pt2").is_file() and "AOTInductor for 6 tokens" in engine.describe()
     x = (np.random.default_rng(3).standard_normal((3, 400)) * 20).astype(np.float32)
@@ -186,7 +183,7 @@ def test_compiled_window_is_cached_and_exact(tmp_path, caplog):
                                atol=1e-4 * np.abs(a.reconstruction).max())
     np.testing.assert_allclose(b.logits, a.logits, rtol=0, atol=1e-4)
     again = _fixture_engine(whole_window=True)
-    with caplog.at_level("INFO", logger="engines.backends._cache"):
+    with caplog.at_level("INFO", logger="neurorvq_stream.engines.backends._cache"):
         assert again.compile_window(len(channels), 2, cache_dir=tmp_path) == folder
     assert "Engine cache hit" in caplog.text
     np.testing.assert_array_equal(again.run(x, channels).tokens, a.tokens)
@@ -198,9 +195,10 @@ def test_cuda_whole_window_graph_matches_cpu(tmp_path):
     cpu = create_engine(TOKENIZER, CLASSIFIER, backend="pytorch", device="cpu")
     gpu = create_engine(TOKENIZER, CLASSIFIER, backend="pytorch", device="cuda")
     assert gpu.whole_window and gpu.cuda_graphs
-    gpu.compile_window(len(CASES[0]["channels"]), CASES[0]["n_time"], cache_dir=tmp_path)
-    for case in CASES:
-        x = REF[f"case{case['case']}_x"][0]
+    first = PARITY_CASES[0]
+    gpu.compile_window(len(first["channels"]), first["n_time"], cache_dir=tmp_path)
+    for case in PARITY_CASES:
+        x = PARITY_REF[f"case{case['case']}_x"][0]
         gpu.warmup(case["channels"], case["n_time"])
         a, b = cpu.run(x, case["channels"]), gpu.run(x, case["channels"])
         assert set(b.timings) == {"window"}

@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 import pytest
 import torch
-from conftest import PARITY_DIR
+from helpers import PARITY_DIR
 from safetensors.torch import save_file
 
 from neurorvq_stream.engines import (

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import PARITY_DIR
+from helpers import PARITY_CASES, PARITY_DIR, PARITY_REF
 
 from neurorvq_stream.engines import (
     ELECTRODES,
@@ -19,20 +19,8 @@ from neurorvq_stream.engines import (
 )
 from neurorvq_stream.engines._checkpoint import foundation_config, read_state_dict, sidecar_path
 
-CASES = json.loads((PARITY_DIR / "cases.json").read_text())
-REF = np.load(PARITY_DIR / "cases.npz")
-X = REF["case2_x"]
-CHANNELS = CASES[2]["channels"]
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tokenizer(PARITY_DIR / "tokenizer.pt")
-
-
-@pytest.fixture(scope="module")
-def clf():
-    return load_classifier(PARITY_DIR / "foundation_model.pt")
+X = PARITY_REF["case2_x"]
+CHANNELS = PARITY_CASES[2]["channels"]
 
 
 def test_electrode_list_and_lookup():

@@ -1,14 +1,13 @@
 """ONNX export of the tokenize, decode and classify graphs, run in ONNX Runtime on CPU."""
 
-import json
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import PARITY_DIR
+from helpers import PARITY_CASES, PARITY_REF
 
-from neurorvq_stream.engines import electrode_indices, load_classifier, load_tokenizer
+from neurorvq_stream.engines import electrode_indices
 from neurorvq_stream.engines.onnx_export import (
     CLASSIFY_OUTPUTS,
     DECODE_OUTPUTS,
@@ -19,15 +18,10 @@ from neurorvq_stream.engines.onnx_export import (
     export_tokenizer,
 )
 
-CASES = json.loads((PARITY_DIR / "cases.json").read_text())
-REF = np.load(PARITY_DIR / "cases.npz")
-
 
 @pytest.fixture(scope="module")
-def engines():
-    return load_tokenizer(PARITY_DIR / "tokenizer.pt"), load_classifier(
-        PARITY_DIR / "foundation_model.pt"
-    )
+def engines(tok, clf):
+    return tok, clf
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +58,18 @@ def test_graphs_valid_and_free_of_fft_onehot_loops(graphs):
     }
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[2]], ids=["20ch_4p_b2", "8ch_6p_b1"])
+@pytest.mark.parametrize("case", [PARITY_CASES[0], PARITY_CASES[2]],
+                         ids=["20ch_4p_b2", "8ch_6p_b1"])
 def test_onnx_matches_pytorch(graphs, engines, case):
     tok, clf = engines
     k, channels = case["case"], case["channels"]
-    x = REF[f"case{k}_x"]
+    x = PARITY_REF[f"case{k}_x"]
     ix = electrode_indices(channels)
     tokens, quantized, mean, std = graphs["tokenize"].run(None, {"x": x, "channel_ix": ix})
     enc = tok.encode(x, channels)
     assert tokens.dtype == np.int64
     assert np.array_equal(tokens, enc["tokens"])
-    assert np.array_equal(tokens, REF[f"case{k}_tokens"])
+    assert np.array_equal(tokens, PARITY_REF[f"case{k}_tokens"])
     np.testing.assert_allclose(quantized, enc["quantized"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(mean, enc["amplitude_mean"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(std, enc["amplitude_std"], atol=1e-4, rtol=0)

@@ -1,26 +1,12 @@
 """Parity with the authors' implementation on the vendored random-weight fixtures."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
-from conftest import PARITY_DIR
+from helpers import PARITY_CASES, PARITY_REF
 
-from neurorvq_stream.engines import load_classifier, load_tokenizer, patch_indices
-
-CASES = json.loads((PARITY_DIR / "cases.json").read_text())
-REF = np.load(PARITY_DIR / "cases.npz")
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tokenizer(PARITY_DIR / "tokenizer.pt")
-
-
-@pytest.fixture(scope="module")
-def clf():
-    return load_classifier(PARITY_DIR / "foundation_model.pt")
+from neurorvq_stream.engines import patch_indices
 
 
 def _margin_report(tok, x, channels, ours, ref):
@@ -44,59 +30,59 @@ def _margin_report(tok, x, channels, ours, ref):
     return "; ".join(lines)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"case{c['case']}")
+@pytest.mark.parametrize("case", PARITY_CASES, ids=lambda c: f"case{c['case']}")
 def test_tokens_identical(tok, case):
     k, channels = case["case"], case["channels"]
-    x = REF[f"case{k}_x"]
+    x = PARITY_REF[f"case{k}_x"]
     tokens = tok.tokenize(x, channels)
-    ref = REF[f"case{k}_tokens"]
+    ref = PARITY_REF[f"case{k}_tokens"]
     assert tokens.dtype == np.int64
     assert tokens.shape == ref.shape == (4, 8, case["batch"], len(channels) * case["n_time"])
     assert np.array_equal(tokens, ref), _margin_report(tok, x, channels, tokens, ref)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"case{c['case']}")
+@pytest.mark.parametrize("case", PARITY_CASES, ids=lambda c: f"case{c['case']}")
 def test_reconstruction_matches(tok, case):
     k, channels = case["case"], case["channels"]
-    out = tok.reconstruct(REF[f"case{k}_x"], channels)
-    np.testing.assert_allclose(out["std_x"], REF[f"case{k}_std_x"], atol=1e-5, rtol=0)
+    out = tok.reconstruct(PARITY_REF[f"case{k}_x"], channels)
+    np.testing.assert_allclose(out["std_x"], PARITY_REF[f"case{k}_std_x"], atol=1e-5, rtol=0)
     np.testing.assert_allclose(
-        out["std_reconstruction"], REF[f"case{k}_std_reconstruction"], atol=1e-3, rtol=0
+        out["std_reconstruction"], PARITY_REF[f"case{k}_std_reconstruction"], atol=1e-3, rtol=0
     )
-    assert np.array_equal(out["tokens"], REF[f"case{k}_tokens"])
-    b, c = REF[f"case{k}_x"].shape[:2]
+    assert np.array_equal(out["tokens"], PARITY_REF[f"case{k}_tokens"])
+    b, c = PARITY_REF[f"case{k}_x"].shape[:2]
     assert out["reconstruction"].shape == (b, c, case["n_time"] * 200)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"case{c['case']}")
+@pytest.mark.parametrize("case", PARITY_CASES, ids=lambda c: f"case{c['case']}")
 def test_logits_match(clf, case):
     k = case["case"]
-    logits = clf.logits(REF[f"case{k}_x"], case["channels"])
-    np.testing.assert_allclose(logits, REF[f"case{k}_logits"], atol=1e-4, rtol=0)
+    logits = clf.logits(PARITY_REF[f"case{k}_x"], case["channels"])
+    np.testing.assert_allclose(logits, PARITY_REF[f"case{k}_logits"], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"case{c['case']}")
+@pytest.mark.parametrize("case", PARITY_CASES, ids=lambda c: f"case{c['case']}")
 def test_fixture_index_arrays(tok, clf, case):
     """Our index construction equals the authors', and the modules agree when fed theirs."""
     k, channels = case["case"], case["channels"]
     spatial, temporal = patch_indices(channels, case["n_time"])
-    ref_s, ref_t = REF[f"case{k}_spatial_ix"], REF[f"case{k}_temporal_ix"]
+    ref_s, ref_t = PARITY_REF[f"case{k}_spatial_ix"], PARITY_REF[f"case{k}_temporal_ix"]
     assert np.array_equal(np.broadcast_to(spatial, ref_s.shape), ref_s)
     assert np.array_equal(np.broadcast_to(temporal, ref_t.shape), ref_t)
-    x = torch.from_numpy(REF[f"case{k}_x"])
+    x = torch.from_numpy(PARITY_REF[f"case{k}_x"])
     patches = x.reshape(x.shape[0], -1, 200)
     s, t = torch.from_numpy(ref_s), torch.from_numpy(ref_t)
     with torch.inference_mode():
         codes = tok.module(patches, s, t)
         logits = clf.module(patches, s, t)
-    assert np.array_equal(codes.numpy(), REF[f"case{k}_tokens"])
-    np.testing.assert_allclose(logits.numpy(), REF[f"case{k}_logits"], atol=1e-4, rtol=0)
+    assert np.array_equal(codes.numpy(), PARITY_REF[f"case{k}_tokens"])
+    np.testing.assert_allclose(logits.numpy(), PARITY_REF[f"case{k}_logits"], atol=1e-4, rtol=0)
 
 
 def test_batch_rows_independent(tok):
     """Each window of a batch is tokenized as if alone (GroupNorm statistics are per window)."""
-    case = CASES[0]
-    x = REF["case0_x"]
+    case = PARITY_CASES[0]
+    x = PARITY_REF["case0_x"]
     both = tok.tokenize(x, case["channels"])
     second = tok.tokenize(x[1:], case["channels"])
     assert np.array_equal(both[:, :, 1:], second)

@@ -5,13 +5,12 @@ screen kind, v1-size random weights (8192 x 128 codes), and constructed near-tie
 must be recomputed by the reference (and only they).
 """
 
-import json
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PARITY_DIR
+from helpers import PARITY_CASES, PARITY_DIR, PARITY_REF
 
 from neurorvq_stream.engines import (
     ELECTRODES,
@@ -29,8 +28,6 @@ from neurorvq_stream.engines._nearest import (
     reference_blocks,
 )
 
-CASES = json.loads((PARITY_DIR / "cases.json").read_text())
-REF = np.load(PARITY_DIR / "cases.npz")
 SCREENS = [
     pytest.param("int8", marks=pytest.mark.skipif(
         not int8_screen_available(), reason="no oneDNN int8 kernels in this PyTorch build")),
@@ -70,11 +67,11 @@ def test_screen_error_within_bound(screen):
 
 
 @pytest.mark.parametrize("screen", [*SCREENS, "none"])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"case{c['case']}")
+@pytest.mark.parametrize("case", PARITY_CASES, ids=lambda c: f"case{c['case']}")
 def test_fixture_tokens_identical_for_every_screen(screen, case):
     tok = load_tokenizer(PARITY_DIR / "tokenizer.pt", screen=screen)
-    tokens = tok.tokenize(REF[f"case{case['case']}_x"], case["channels"])
-    assert np.array_equal(tokens, REF[f"case{case['case']}_tokens"])
+    tokens = tok.tokenize(PARITY_REF[f"case{case['case']}_x"], case["channels"])
+    assert np.array_equal(tokens, PARITY_REF[f"case{case['case']}_tokens"])
     assert tok.search.stats.rows == tokens.size  # one search per token, branch and level
 
 
