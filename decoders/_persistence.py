@@ -42,10 +42,11 @@ ALLOWED_TYPES = (
     "neurorvq_stream.decoders._features.BandPass",
     "neurorvq_stream.decoders._features.EpochAmplitudes",
     "neurorvq_stream.decoders._features.FoundationFeatures",
+    "pyriemann.estimation.Covariances",
     "pyriemann.estimation.XdawnCovariances",
+    "pyriemann.spatialfilters.CSP",
     "pyriemann.spatialfilters.Xdawn",
     "pyriemann.tangentspace.TangentSpace",
-    "mne.decoding.csp.CSP",
 )
 
 
