@@ -40,7 +40,11 @@ class SklearnDecoder:
         return self.probabilities(x)[0]
 
     def warmup(self) -> None:
-        self.predict_proba(np.zeros((len(self.spec.channels), self.spec.n_samples)))
+        # Noise, not zeros: an all-flat window has no covariance (the live quality check
+        # rejects such windows before they reach a decoder).
+        noise = np.random.default_rng(0).normal(0.0, 10.0, (len(self.spec.channels),
+                                                           self.spec.n_samples))
+        self.predict_proba(noise)
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "

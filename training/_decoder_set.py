@@ -222,14 +222,21 @@ def _fit_head(kind: str, e: LabelledEpochs, fm_path: Path, base_features: torch.
     return final.eval(), calibrator, oof
 
 
+def head_recipe(kind: str, seed: int = 0) -> FinetuneConfig:
+    """The published recipe: with the backbone frozen for ``neurorvq-head``, whole otherwise."""
+    head_only = HEAD_RECIPE.as_dict() if kind == "neurorvq-head" else {}
+    return FinetuneConfig(**{**head_only, "seed": seed})
+
+
 def fit_decoders(
     kinds: Sequence[str], epochs: LabelledEpochs, foundation_model: Path | None = None,
-    seed: int = 0, progress: bool = True,
+    seed: int = 0, progress: bool = True, recipes: dict[str, FinetuneConfig] | None = None,
 ) -> list[FittedDecoder]:
     """Cross-validate, calibrate and fit every kind in ``kinds`` on ``epochs``.
 
     Kinds that read the NeuroRVQ foundation model need ``foundation_model``; they share
-    its features, computed once.
+    its features, computed once. ``recipes`` replaces the fine-tuning recipe of a head
+    kind (default :func:`head_recipe`).
     """
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
@@ -248,8 +255,7 @@ def fit_decoders(
         t0 = time.perf_counter()
         head = model = None
         if kind in HEAD_KINDS:
-            recipe = (FinetuneConfig(**{**HEAD_RECIPE.as_dict(), "seed": seed})
-                      if kind == "neurorvq-head" else FinetuneConfig(seed=seed))
+            recipe = (recipes or {}).get(kind) or head_recipe(kind, seed)
             base = (torch.as_tensor(features.transform(epochs.x), dtype=torch.float32)
                     if kind == "neurorvq-head" and features is not None else None)
             head, calibrator, oof = _fit_head(kind, epochs, foundation_model, base, recipe,

@@ -52,6 +52,8 @@ class Task:
 
     def config(self) -> RunConfig:
         return RunConfig.from_dict({
+            # The markers come from the file; the name only satisfies the config's check.
+            "markers": {"name": "events.tsv"},
             "mapping": {"montage": "biosemi128"}, "preprocessing": self.preprocessing,
             "windows": {"mode": "markers", "marker_offset": self.marker_offset,
                         "n_patches": self.n_patches},
