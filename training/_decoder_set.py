@@ -34,6 +34,7 @@ from neurorvq_stream.decoders import (
     CalibratedModel,
     FoundationFeatures,
     SklearnDecoder,
+    TypicalityGate,
     WindowSpec,
     annotate_head,
     calibration_summary,
@@ -88,6 +89,7 @@ class FittedDecoder:
     calibration: dict[str, Any]
     model: CalibratedModel | None = None  # scikit-learn kinds
     head: torch.nn.Module | None = None  # NeuroRVQ heads
+    gate: TypicalityGate | None = None  # NeuroRVQ heads (sklearn kinds hold theirs)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -96,7 +98,8 @@ class FittedDecoder:
             return self.model.predict_proba(x)
         from ._finetune import predict_proba
 
-        return predict_proba(self.head, x, self.epochs.spec.channels)
+        p = predict_proba(self.head, x, self.epochs.spec.channels).astype(np.float64)
+        return p if self.gate is None else self.gate.shrink(p, x)
 
     def save(self, path: Path) -> Path:
         """Write the decoder file and its sidecar (``.skops`` or ``.safetensors``)."""
@@ -109,7 +112,7 @@ class FittedDecoder:
                                            "marker_offset": e.spec.marker_offset,
                                            "marker_length": e.spec.n_patches}})
             return annotate_head(path, self.kind, e.spec, self.scores, self.calibration,
-                                 e.class_markers, self.provenance)
+                                 e.class_markers, self.provenance, self.gate)
         decoder = SklearnDecoder(self.kind, e.class_names, e.spec, self.model, self.scores,
                                  e.class_markers, self.provenance)
         return save_sklearn_decoder(decoder, path, self.calibration)
@@ -159,7 +162,8 @@ def _out_of_fold(fit_scores: Callable[[np.ndarray, np.ndarray], np.ndarray], n: 
 
 
 def _fit_sklearn(kind: str, e: LabelledEpochs, features: FoundationFeatures | None,
-                 folds: list, bar: Any) -> tuple[CalibratedModel, np.ndarray]:
+                 gate: TypicalityGate, folds: list, bar: Any
+                 ) -> tuple[CalibratedModel, np.ndarray]:
     build = KINDS[kind].build
     assert build is not None
     x = e.x.astype(np.float64)
@@ -173,18 +177,14 @@ def _fit_sklearn(kind: str, e: LabelledEpochs, features: FoundationFeatures | No
         oof = _out_of_fold(fit_scores, len(e.y), folds, bar)
         final = build(features).fit(x, e.y)
     bar.update(1)
-    return CalibratedModel(final, fit_calibrator(oof, e.y)), oof
+    return CalibratedModel(final, fit_calibrator(oof, e.y), gate), oof
 
 
 def _fold_calibration_into_head(head: torch.nn.Module, calibrator: Any) -> None:
-    """Make the head's logits the calibrated ones: logits' = W @ logits + c (exact, linear)."""
-    w = torch.as_tensor(calibrator.coef_, dtype=torch.float32)
-    c = torch.as_tensor(calibrator.intercept_, dtype=torch.float32)
-    if w.shape[0] == 1 and w.shape[1] == 1 and head.head.weight.shape[0] != 1:
-        raise ValueError("A one-score calibration cannot map a multi-output head.")
+    """Make the head's logits the calibrated ones (logits / T): exact, it is linear."""
     with torch.no_grad():
-        head.head.weight.copy_(w @ head.head.weight)
-        head.head.bias.copy_(w @ head.head.bias + c)
+        head.head.weight.div_(calibrator.temperature_)
+        head.head.bias.div_(calibrator.temperature_)
 
 
 def _fit_head(kind: str, e: LabelledEpochs, fm_path: Path, base_features: torch.Tensor | None,
@@ -248,6 +248,8 @@ def fit_decoders(
     folds = _folds(epochs.y, seed)
     features = (FoundationFeatures.from_checkpoint(str(foundation_model), epochs.spec.channels)
                 if needs_fm else None)
+    with threadpool_limits(limits=1, user_api="blas"):
+        gate = TypicalityGate().fit(epochs.x)  # one per epoch set: it only reads the epochs
     bar = tqdm(total=len(kinds) * (len(folds) + 1), desc="decoders", disable=not progress)
     fitted = []
     for kind in kinds:
@@ -263,7 +265,7 @@ def fit_decoders(
             calibration = {**calibration_summary(calibrator), "folded_into_head": True}
             provenance = {"foundation_model": str(foundation_model), "recipe": recipe.as_dict()}
         else:
-            model, oof = _fit_sklearn(kind, epochs, features, folds, bar)
+            model, oof = _fit_sklearn(kind, epochs, features, gate, folds, bar)
             calibration = calibration_summary(model.calibrator)
             provenance = ({"foundation_model": str(foundation_model)}
                           if KINDS[kind].uses_foundation_model else {})
@@ -271,6 +273,7 @@ def fit_decoders(
         scores = _scores(epochs.y, oof, folds, len(epochs.class_names), seconds,
                          epochs.n_per_class)
         fitted.append(FittedDecoder(kind, epochs, scores, calibration, model, head,
+                                    None if head is None else gate,
                                     {"summary": KINDS[kind].summary, **provenance}))
     bar.close()
     return fitted

@@ -70,7 +70,7 @@ def test_sidecar_carries_spec_scores_and_calibration(saved, small):
     assert meta["kind"] == "xdawn-tangent" and meta["classes"] == list(small.class_names)
     assert WindowSpec.from_dict(meta["window_spec"]) == small.spec
     assert set(meta["scores"]) >= {"cv_mean", "cv_std", "cv_folds", "chance", "n_per_class"}
-    assert meta["calibration"]["method"] == "platt"
+    assert meta["calibration"]["method"] == "temperature"
     head = json.loads(saved["neurorvq-head"].with_name("neurorvq-head.safetensors.json")
                       .read_text())
     assert head["calibration"]["folded_into_head"] is True
