@@ -192,6 +192,7 @@ def _fit_head(kind: str, e: LabelledEpochs, fm_path: Path, base_features: torch.
               progress: bool) -> tuple[torch.nn.Module, Any, np.ndarray]:
     n_classes = len(e.class_names)
     n_out = 1 if n_classes == 2 else n_classes
+    torch.manual_seed(recipe.seed)  # the new head's initial weights: same data, same head
     base = build_foundation_model(fm_path, n_out=n_out, pretraining_heads=False)
     channels = e.spec.channels
     head_only = kind == "neurorvq-head"
