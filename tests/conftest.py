@@ -80,13 +80,11 @@ def tiny_foundation_model(tmp_path_factory) -> Path:
     return save_checkpoint(fm, tmp_path_factory.mktemp("fm") / "tiny_fm.safetensors")
 
 
-# Few occipito-parietal channels that carry the checkerboard's lateralized response.
-SMALL_CHANNELS = ("oz", "o1", "o2", "po7", "po8", "po3", "po4", "pz", "cz", "fz")
-
-
 @pytest.fixture(scope="session")
 def checker_epochs(s01):
     """sub-s01 checker left/right epochs (1 s from the marker) on 10 channels, with spec."""
+    from helpers import SMALL_CHANNELS
+
     from neurorvq_stream.decoders import WindowSpec
     from neurorvq_stream.training import marker_epochs
     from neurorvq_stream.training._decoder_set import LabelledEpochs

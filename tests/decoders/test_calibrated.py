@@ -1,4 +1,4 @@
-"""Calibrated probabilities: near the prior where a decoder knows nothing, confident where it does."""
+"""Calibrated probabilities: near the prior where a decoder knows nothing, confident otherwise."""
 
 import numpy as np
 import pytest

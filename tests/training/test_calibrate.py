@@ -22,7 +22,7 @@ SECONDS = 60.0  # of sub-s01: 10 checkerboards per side
 @pytest.fixture(scope="module")
 def recording_file(s01, tmp_path_factory):
     """60 s of sub-s01 on 10 channels as a FIF file with its markers (annotations)."""
-    from conftest import SMALL_CHANNELS
+    from helpers import SMALL_CHANNELS
 
     picks = [s01.source_channels[s01.channels.index(c)] for c in SMALL_CHANNELS]
     raw = mne.io.read_raw_edf(bundled_recording("s01"), preload=True, verbose="error")
