@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     live = args.recording is None
     if live and args.n_per_class is None and args.duration is None:
         print("Recording labelled epochs; press Ctrl+C to stop and train.")
-    config = config_from(args, **{"windows.mode": "markers"})
+    # Live epochs are marker-locked windows of the pipeline; a file's markers need no stream.
+    config = config_from(args, **({"windows.mode": "markers"} if live else {}))
     result = calibrate(
         config, parse_classes(args.classes), args.output, recording=args.recording,
         kinds=kinds, decoder=args.decoder, foundation_model=args.foundation_model,

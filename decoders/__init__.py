@@ -10,7 +10,13 @@ Layer: above ``engines``, below ``streamer``; it imports neither ``streamer`` no
 ``training`` (fitting the NeuroRVQ heads and cross-validating lives in ``training``).
 """
 
-from ._calibrated import CalibratedModel, calibration_summary, decision_scores, fit_calibrator
+from ._calibrated import (
+    CalibratedModel,
+    TemperatureScaling,
+    calibration_summary,
+    decision_scores,
+    fit_calibrator,
+)
 from ._decoders import HeadDecoder, SklearnDecoder
 from ._features import FoundationFeatures
 from ._kinds import CLASSICAL_KINDS, HEAD_KINDS, KINDS, DecoderKind
@@ -23,6 +29,7 @@ from ._persistence import (
 )
 from ._protocol import Decoder, DecoderError
 from ._spec import LEGACY_PREPROCESSING, SpecError, WindowSpec
+from ._typicality import TypicalityGate
 
 __all__ = [
     "ALLOWED_TYPES",
@@ -38,6 +45,8 @@ __all__ = [
     "HeadDecoder",
     "SklearnDecoder",
     "SpecError",
+    "TemperatureScaling",
+    "TypicalityGate",
     "WindowSpec",
     "annotate_head",
     "calibration_summary",

@@ -11,6 +11,7 @@ import numpy as np
 from ._calibrated import CalibratedModel
 from ._protocol import check_window, describe_scores
 from ._spec import WindowSpec
+from ._typicality import TypicalityGate
 
 
 def default_class_markers(class_names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -40,7 +41,11 @@ class SklearnDecoder:
         return self.probabilities(x)[0]
 
     def warmup(self) -> None:
-        self.predict_proba(np.zeros((len(self.spec.channels), self.spec.n_samples)))
+        # Noise, not zeros: an all-flat window has no covariance (the live quality check
+        # rejects such windows before they reach a decoder).
+        noise = np.random.default_rng(0).normal(0.0, 10.0, (len(self.spec.channels),
+                                                           self.spec.n_samples))
+        self.predict_proba(noise)
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "
@@ -52,7 +57,8 @@ class HeadDecoder:
     """A fine-tuned NeuroRVQ classification head, run by an inference backend.
 
     Its calibration is folded into the head's last linear layer when it is trained, so
-    every backend (PyTorch, ONNX Runtime, TensorRT) gives calibrated probabilities.
+    every backend (PyTorch, ONNX Runtime, TensorRT) gives calibrated probabilities; its
+    typicality gate (from the sidecar) is applied here, after the backend.
     """
 
     kind: str
@@ -63,6 +69,7 @@ class HeadDecoder:
     scores: dict = field(default_factory=dict)
     class_markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    gate: TypicalityGate | None = None
     engine: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,9 +81,10 @@ class HeadDecoder:
                                         backend=self.backend)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        batch = check_window(self.spec, x).astype(np.float32)
-        return np.stack([self.engine.run(w, self.spec.channels, reconstruct=False).probabilities
-                         for w in batch])
+        batch = check_window(self.spec, x)
+        p = np.stack([self.engine.run(w, self.spec.channels, reconstruct=False).probabilities
+                      for w in batch.astype(np.float32)]).astype(np.float64)
+        return p if self.gate is None else self.gate.shrink(p, batch)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.probabilities(x)[0]

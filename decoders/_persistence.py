@@ -29,6 +29,7 @@ from ._decoders import HeadDecoder, SklearnDecoder
 from ._kinds import HEAD_KINDS, KINDS
 from ._protocol import Decoder, DecoderError
 from ._spec import SpecError, WindowSpec
+from ._typicality import TypicalityGate
 
 FORMAT = "neurorvq-decoder"
 FORMAT_VERSION = 1
@@ -39,13 +40,16 @@ SKOPS_SUFFIX = ".skops"
 # estimators the kinds are built from (tests/decoders check every kind stays within it).
 ALLOWED_TYPES = (
     "neurorvq_stream.decoders._calibrated.CalibratedModel",
+    "neurorvq_stream.decoders._calibrated.TemperatureScaling",
     "neurorvq_stream.decoders._features.BandPass",
     "neurorvq_stream.decoders._features.EpochAmplitudes",
     "neurorvq_stream.decoders._features.FoundationFeatures",
+    "neurorvq_stream.decoders._typicality.TypicalityGate",
+    "pyriemann.estimation.Covariances",
     "pyriemann.estimation.XdawnCovariances",
+    "pyriemann.spatialfilters.CSP",
     "pyriemann.spatialfilters.Xdawn",
     "pyriemann.tangentspace.TangentSpace",
-    "mne.decoding.csp.CSP",
 )
 
 
@@ -100,13 +104,15 @@ def save_sklearn_decoder(decoder: SklearnDecoder, path: str | Path,
 
 def annotate_head(path: str | Path, kind: str, spec: WindowSpec, scores: Mapping[str, Any],
                   calibration: Mapping[str, Any], class_markers: Mapping[str, tuple[str, ...]],
-                  provenance: Mapping[str, Any]) -> Path:
-    """Add the decoder keys to the sidecar ``engines.save_checkpoint`` wrote for a head."""
+                  provenance: Mapping[str, Any], gate: TypicalityGate | None = None) -> Path:
+    """Add the decoder keys (and the typicality gate) to a head's engines sidecar."""
     side = sidecar_path(Path(path))
     meta = json.loads(side.read_text(encoding="utf-8"))
     classes = tuple(meta.get("classes") or ())
     meta.update(decoder_metadata(kind, classes, spec, scores, calibration, class_markers,
                                  {**meta.get("provenance", {}), **provenance}))
+    if gate is not None:
+        meta["typicality"] = gate.to_dict()
     _replace_atomically(side, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
     return Path(path)
 
@@ -190,11 +196,16 @@ def _load_head(path: Path, meta: dict[str, Any], backend: str,
         raise DecoderError(str(err)) from None
     records_window = "window_spec" in meta or "window" in (meta.get("provenance") or {})
     spec = run_spec if run_spec is not None and not records_window else _spec_of(path, meta)
+    try:
+        gate = TypicalityGate.from_dict(meta["typicality"]) if "typicality" in meta else None
+    except (KeyError, TypeError, ValueError) as err:
+        raise DecoderError(f"The sidecar of {str(path)!r} has a damaged 'typicality' entry "
+                           f"({err}); re-calibrate or restore it.") from None
     return HeadDecoder(kind=str(meta.get("kind", "neurorvq-head")),
                        class_names=tuple(engine.class_names), spec=spec,
                        path=path, backend=backend, scores=meta.get("scores") or {},
                        class_markers=_class_markers(meta),
-                       provenance=meta.get("provenance") or {}, engine=engine)
+                       provenance=meta.get("provenance") or {}, gate=gate, engine=engine)
 
 
 def load_decoder(path: str | Path, backend: str = "auto",

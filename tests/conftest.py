@@ -81,3 +81,31 @@ def s01():
     from neurorvq_stream.training import load_preprocessed
 
     return load_preprocessed("s01")
+
+
+@pytest.fixture(scope="session")
+def tiny_foundation_model(tmp_path_factory) -> Path:
+    """A one-block foundation model (random weights) saved as .safetensors: fast features."""
+    from neurorvq_stream.engines import NeuroRVQConfig, save_checkpoint
+    from neurorvq_stream.training import new_foundation_model, new_tokenizer
+
+    tiny = NeuroRVQConfig(depth_encoder=1, depth_decoder=1, n_code=32, code_dim=8,
+                          layer_scale=False)
+    fm = new_foundation_model(new_tokenizer(tiny), depth=1, seed=0)
+    return save_checkpoint(fm, tmp_path_factory.mktemp("fm") / "tiny_fm.safetensors")
+
+
+@pytest.fixture(scope="session")
+def checker_epochs(s01):
+    """sub-s01 checker left/right epochs (1 s from the marker) on 10 channels, with spec."""
+    from helpers import SMALL_CHANNELS
+
+    from neurorvq_stream.decoders import WindowSpec
+    from neurorvq_stream.training import marker_epochs
+    from neurorvq_stream.training._decoder_set import LabelledEpochs
+
+    classes = ("checker-left", "checker-right")
+    x, y, _ = marker_epochs(s01, classes, offset=0.0, n_patches=1)
+    cols = [s01.channels.index(c) for c in SMALL_CHANNELS]
+    spec = WindowSpec("markers", 1, 0.0, classes, SMALL_CHANNELS)
+    return LabelledEpochs(x[:, cols], y, classes, spec, {c: (c,) for c in classes})

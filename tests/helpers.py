@@ -34,3 +34,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = EVENTU
         if time.monotonic() > end:
             raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
         time.sleep(0.01)
+
+# Few occipito-parietal channels that carry the checkerboard's lateralized response: small
+# decoder fixtures (``checker_epochs``) and recordings made from sub-s01 use them.
+SMALL_CHANNELS = ("oz", "o1", "o2", "po7", "po8", "po3", "po4", "pz", "cz", "fz")

@@ -25,6 +25,7 @@ import torch
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from neurorvq_stream.decoders import (
@@ -33,6 +34,7 @@ from neurorvq_stream.decoders import (
     CalibratedModel,
     FoundationFeatures,
     SklearnDecoder,
+    TypicalityGate,
     WindowSpec,
     annotate_head,
     calibration_summary,
@@ -87,6 +89,7 @@ class FittedDecoder:
     calibration: dict[str, Any]
     model: CalibratedModel | None = None  # scikit-learn kinds
     head: torch.nn.Module | None = None  # NeuroRVQ heads
+    gate: TypicalityGate | None = None  # NeuroRVQ heads (sklearn kinds hold theirs)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -95,7 +98,8 @@ class FittedDecoder:
             return self.model.predict_proba(x)
         from ._finetune import predict_proba
 
-        return predict_proba(self.head, x, self.epochs.spec.channels)
+        p = predict_proba(self.head, x, self.epochs.spec.channels).astype(np.float64)
+        return p if self.gate is None else self.gate.shrink(p, x)
 
     def save(self, path: Path) -> Path:
         """Write the decoder file and its sidecar (``.skops`` or ``.safetensors``)."""
@@ -108,7 +112,7 @@ class FittedDecoder:
                                            "marker_offset": e.spec.marker_offset,
                                            "marker_length": e.spec.n_patches}})
             return annotate_head(path, self.kind, e.spec, self.scores, self.calibration,
-                                 e.class_markers, self.provenance)
+                                 e.class_markers, self.provenance, self.gate)
         decoder = SklearnDecoder(self.kind, e.class_names, e.spec, self.model, self.scores,
                                  e.class_markers, self.provenance)
         return save_sklearn_decoder(decoder, path, self.calibration)
@@ -158,7 +162,8 @@ def _out_of_fold(fit_scores: Callable[[np.ndarray, np.ndarray], np.ndarray], n: 
 
 
 def _fit_sklearn(kind: str, e: LabelledEpochs, features: FoundationFeatures | None,
-                 folds: list, bar: Any) -> tuple[CalibratedModel, np.ndarray]:
+                 gate: TypicalityGate, folds: list, bar: Any
+                 ) -> tuple[CalibratedModel, np.ndarray]:
     build = KINDS[kind].build
     assert build is not None
     x = e.x.astype(np.float64)
@@ -166,21 +171,20 @@ def _fit_sklearn(kind: str, e: LabelledEpochs, features: FoundationFeatures | No
     def fit_scores(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         return decision_scores(build(features).fit(x[train], e.y[train]), x[test])
 
-    oof = _out_of_fold(fit_scores, len(e.y), folds, bar)
-    final = build(features).fit(x, e.y)
+    # Channel-sized matrices: one BLAS thread is fastest, several only contend (7x slower
+    # measured on a loaded 2-core machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        oof = _out_of_fold(fit_scores, len(e.y), folds, bar)
+        final = build(features).fit(x, e.y)
     bar.update(1)
-    return CalibratedModel(final, fit_calibrator(oof, e.y)), oof
+    return CalibratedModel(final, fit_calibrator(oof, e.y), gate), oof
 
 
 def _fold_calibration_into_head(head: torch.nn.Module, calibrator: Any) -> None:
-    """Make the head's logits the calibrated ones: logits' = W @ logits + c (exact, linear)."""
-    w = torch.as_tensor(calibrator.coef_, dtype=torch.float32)
-    c = torch.as_tensor(calibrator.intercept_, dtype=torch.float32)
-    if w.shape[0] == 1 and w.shape[1] == 1 and head.head.weight.shape[0] != 1:
-        raise ValueError("A one-score calibration cannot map a multi-output head.")
+    """Make the head's logits the calibrated ones (logits / T): exact, it is linear."""
     with torch.no_grad():
-        head.head.weight.copy_(w @ head.head.weight)
-        head.head.bias.copy_(w @ head.head.bias + c)
+        head.head.weight.div_(calibrator.temperature_)
+        head.head.bias.div_(calibrator.temperature_)
 
 
 def _fit_head(kind: str, e: LabelledEpochs, fm_path: Path, base_features: torch.Tensor | None,
@@ -188,6 +192,7 @@ def _fit_head(kind: str, e: LabelledEpochs, fm_path: Path, base_features: torch.
               progress: bool) -> tuple[torch.nn.Module, Any, np.ndarray]:
     n_classes = len(e.class_names)
     n_out = 1 if n_classes == 2 else n_classes
+    torch.manual_seed(recipe.seed)  # the new head's initial weights: same data, same head
     base = build_foundation_model(fm_path, n_out=n_out, pretraining_heads=False)
     channels = e.spec.channels
     head_only = kind == "neurorvq-head"
@@ -218,14 +223,21 @@ def _fit_head(kind: str, e: LabelledEpochs, fm_path: Path, base_features: torch.
     return final.eval(), calibrator, oof
 
 
+def head_recipe(kind: str, seed: int = 0) -> FinetuneConfig:
+    """The published recipe: with the backbone frozen for ``neurorvq-head``, whole otherwise."""
+    head_only = HEAD_RECIPE.as_dict() if kind == "neurorvq-head" else {}
+    return FinetuneConfig(**{**head_only, "seed": seed})
+
+
 def fit_decoders(
     kinds: Sequence[str], epochs: LabelledEpochs, foundation_model: Path | None = None,
-    seed: int = 0, progress: bool = True,
+    seed: int = 0, progress: bool = True, recipes: dict[str, FinetuneConfig] | None = None,
 ) -> list[FittedDecoder]:
     """Cross-validate, calibrate and fit every kind in ``kinds`` on ``epochs``.
 
     Kinds that read the NeuroRVQ foundation model need ``foundation_model``; they share
-    its features, computed once.
+    its features, computed once. ``recipes`` replaces the fine-tuning recipe of a head
+    kind (default :func:`head_recipe`).
     """
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
@@ -237,6 +249,8 @@ def fit_decoders(
     folds = _folds(epochs.y, seed)
     features = (FoundationFeatures.from_checkpoint(str(foundation_model), epochs.spec.channels)
                 if needs_fm else None)
+    with threadpool_limits(limits=1, user_api="blas"):
+        gate = TypicalityGate().fit(epochs.x)  # one per epoch set: it only reads the epochs
     bar = tqdm(total=len(kinds) * (len(folds) + 1), desc="decoders", disable=not progress)
     fitted = []
     for kind in kinds:
@@ -244,8 +258,7 @@ def fit_decoders(
         t0 = time.perf_counter()
         head = model = None
         if kind in HEAD_KINDS:
-            recipe = (FinetuneConfig(**{**HEAD_RECIPE.as_dict(), "seed": seed})
-                      if kind == "neurorvq-head" else FinetuneConfig(seed=seed))
+            recipe = (recipes or {}).get(kind) or head_recipe(kind, seed)
             base = (torch.as_tensor(features.transform(epochs.x), dtype=torch.float32)
                     if kind == "neurorvq-head" and features is not None else None)
             head, calibrator, oof = _fit_head(kind, epochs, foundation_model, base, recipe,
@@ -253,7 +266,7 @@ def fit_decoders(
             calibration = {**calibration_summary(calibrator), "folded_into_head": True}
             provenance = {"foundation_model": str(foundation_model), "recipe": recipe.as_dict()}
         else:
-            model, oof = _fit_sklearn(kind, epochs, features, folds, bar)
+            model, oof = _fit_sklearn(kind, epochs, features, gate, folds, bar)
             calibration = calibration_summary(model.calibrator)
             provenance = ({"foundation_model": str(foundation_model)}
                           if KINDS[kind].uses_foundation_model else {})
@@ -261,6 +274,7 @@ def fit_decoders(
         scores = _scores(epochs.y, oof, folds, len(epochs.class_names), seconds,
                          epochs.n_per_class)
         fitted.append(FittedDecoder(kind, epochs, scores, calibration, model, head,
+                                    None if head is None else gate,
                                     {"summary": KINDS[kind].summary, **provenance}))
     bar.close()
     return fitted

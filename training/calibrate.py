@@ -70,12 +70,17 @@ def epoch_config(config: RunConfig, class_markers: Mapping[str, Sequence[str]]) 
     })
 
 
+def epoch_length(config: RunConfig) -> int:
+    """Patches per epoch: ``windows.marker_length``, else ``windows.n_patches`` (as ``run``)."""
+    return config.windows.marker_length or config.windows.n_patches
+
+
 def window_spec(config: RunConfig, channels: Sequence[str],
                 class_markers: Mapping[str, Sequence[str]]) -> WindowSpec:
     """The spec of marker-locked epochs cut under ``config`` from ``channels``."""
     p = config.preprocessing
     return WindowSpec(
-        mode="markers", n_patches=config.window_seconds,
+        mode="markers", n_patches=epoch_length(config),
         marker_offset=config.windows.marker_offset,
         labels=tuple(m for ms in class_markers.values() for m in ms),
         channels=tuple(channels), l_freq=p.l_freq, h_freq=p.h_freq, line_freq=p.line_freq,
@@ -153,7 +158,7 @@ def read_epochs(
     rec = preprocess_recording(load_recording(path, montage=config.mapping.montage), config,
                                name=repr(str(path)))
     x, y, _ = marker_epochs(rec, class_markers, config.windows.marker_offset,
-                            config.window_seconds)
+                            epoch_length(config))
     return x, y, tuple(rec.channels)
 
 

@@ -1,42 +1,58 @@
-"""The evaluation table: baselines and NeuroRVQ rows on the same real epochs."""
+"""The evaluation table: every decoder trained as calibrate trains it, on real epochs."""
 
 import numpy as np
 import pytest
+from helpers import SMALL_CHANNELS
 
-from neurorvq_stream.engines import NeuroRVQConfig, save_checkpoint
-from neurorvq_stream.training import load_preprocessed, new_foundation_model, new_tokenizer
-from neurorvq_stream.training._neurorvq_eval import neurorvq_rows
-from neurorvq_stream.training._scoring import COLUMNS, score_method
-from neurorvq_stream.training.evaluate import baseline_fit_predict, checker_epochs, format_table
-
-CHANNELS = ("cz", "pz", "oz", "o1", "o2", "po7", "po8", "p7", "p8", "fz")
+from neurorvq_stream.training import load_preprocessed, marker_epochs
+from neurorvq_stream.training._decoder_set import LabelledEpochs
+from neurorvq_stream.training._scoring import (
+    BEST_CLASSICAL,
+    CHOSEN,
+    COLUMNS,
+    format_table,
+    score_task,
+)
+from neurorvq_stream.training.evaluate import TASKS
 
 
 @pytest.fixture(scope="module")
-def epochs(s01):
-    recordings = {"s01": s01, "s02": load_preprocessed("s02")}
-    full = checker_epochs(recordings)
-    cols = {s: [r.channels.index(c) for c in CHANNELS] for s, r in recordings.items()}
-    return {s: (x[:, cols[s]], y) for s, (x, y) in full.items()}
+def epochs(s01, checker_epochs):
+    """Every third checker epoch of both subjects on the small channel set."""
+    s02 = load_preprocessed("s02")
+    x2, y2, _ = marker_epochs(s02, checker_epochs.class_names)
+    x2 = x2[:, [s02.channels.index(c) for c in SMALL_CHANNELS]]
+    e = checker_epochs
+    return {"s01": LabelledEpochs(e.x[::3], e.y[::3], e.class_names, e.spec, e.class_markers),
+            "s02": LabelledEpochs(x2[::3], y2[::3], e.class_names, e.spec, e.class_markers)}
 
 
-def test_logistic_regression_baseline_scores_in_every_column(epochs):
-    scores = score_method(baseline_fit_predict("LogReg (avg-ref, 50-500 ms, /10)"), epochs)
-    assert set(scores) == set(COLUMNS)
-    # Checkerboard left/right is a strong lateralized ERP: well above chance everywhere.
-    assert all(0.6 < v <= 1.0 for v in scores.values()), scores
-    table = format_table({"LogReg": scores})
-    assert table.splitlines()[0].startswith("| method |") and f"{scores[COLUMNS[0]]:.3f}" in table
+def test_every_decoder_gets_every_column_and_the_choice_is_scored(epochs):
+    kinds = ("amplitude-lr", "xdawn-tangent")
+    rows = score_task(kinds, epochs, foundation_model=None, progress=False)
+    for kind in kinds:
+        assert set(rows[kind]) == set(COLUMNS)
+        cross = [float(rows[kind][c]) for c in COLUMNS[:2]]
+        cv = [float(rows[kind][c].split(" ± ")[0]) for c in COLUMNS[2:]]
+        # Checkerboard left/right is a strong lateralized response: far above chance.
+        assert all(0.6 < v <= 1.0 for v in cross + cv), rows[kind]
+    for row in (CHOSEN, BEST_CLASSICAL):
+        assert set(rows[row]) == set(COLUMNS[:2])
+        assert all(cell.split(" (")[1].rstrip(")") in kinds for cell in rows[row].values())
+    table = format_table(rows)
+    assert table.splitlines()[0] == "| decoder | " + " | ".join(COLUMNS) + " |"
+    assert f"| {CHOSEN} | " in table and rows["xdawn-tangent"][COLUMNS[0]] in table
 
 
-def test_neurorvq_rows_fit_heads_on_frozen_features(epochs, tmp_path):
-    tiny = NeuroRVQConfig(depth_encoder=1, depth_decoder=1, n_code=32, code_dim=8,
-                          layer_scale=False)
-    fm = new_foundation_model(new_tokenizer(tiny), depth=1, seed=0)
-    fm_path = save_checkpoint(fm, tmp_path / "fm.safetensors")
-    small = {s: (x[::3], y[::3]) for s, (x, y) in epochs.items()}
-    rows = neurorvq_rows(small, CHANNELS, fm_path, head_path=None)
-    (name, scores), = rows.items()  # no head given: only the FM row
-    assert "head-only" in name and set(scores) == set(COLUMNS)
-    assert all(0.0 <= v <= 1.0 for v in scores.values())
-    assert np.mean(list(scores.values())) > 0.55, scores
+def test_tasks_cut_their_classes_from_the_bundled_events(s01):
+    by_name = {t.name: t for t in TASKS}
+    assert set(by_name) == {"checker", "face-house", "press"}
+    face = by_name["face-house"]
+    x, y, _ = marker_epochs(s01, face.classes, face.marker_offset, face.n_patches)
+    counts = np.bincount(y)
+    assert list(face.classes) == ["face", "house"] and counts.min() > 380  # both pooled
+    press = by_name["press"]
+    assert (press.marker_offset, press.n_patches) == (-1.0, 2)
+    assert press.config().preprocessing.l_freq == 0.0
+    x, y, _ = marker_epochs(s01, press.classes, press.marker_offset, press.n_patches)
+    assert x.shape[2] == 400 and np.bincount(y).min() > 190

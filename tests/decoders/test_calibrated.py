@@ -1,0 +1,59 @@
+"""Calibrated probabilities: near the prior where a decoder knows nothing, confident otherwise."""
+
+import numpy as np
+import pytest
+
+from neurorvq_stream.decoders import KINDS, TemperatureScaling, TypicalityGate
+from neurorvq_stream.training._decoder_set import LabelledEpochs, fit_decoders
+
+
+def test_temperature_follows_what_the_scores_tell():
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 2
+    unrelated = TemperatureScaling().fit(rng.normal(size=(200, 1)), y)
+    assert np.abs(unrelated.predict_proba(rng.normal(size=(50, 1))) - 0.5).mean() < 0.05
+    separable = TemperatureScaling().fit((2 * y - 1)[:, None] * 3.0, y)
+    assert separable.predict_proba(np.array([[3.0], [-3.0]]))[:, 1] == pytest.approx(
+        [1.0, 0.0], abs=1e-3)
+    three = TemperatureScaling().fit(np.eye(3)[np.arange(90) % 3] * 2.0, np.arange(90) % 3)
+    p = three.predict_proba(np.eye(3) * 2.0)
+    assert np.allclose(p.sum(1), 1.0) and (p.argmax(1) == [0, 1, 2]).all()
+
+
+@pytest.fixture(scope="module")
+def split(checker_epochs):
+    """First 60 % of sub-s01's checker epochs to train on, the rest held out."""
+    e, n = checker_epochs, int(0.6 * len(checker_epochs.y))
+    return LabelledEpochs(e.x[:n], e.y[:n], e.class_names, e.spec, e.class_markers), (
+        e.x[n:], e.y[n:])
+
+
+@pytest.fixture(scope="module")
+def fitted(split, tiny_foundation_model):
+    kinds = [k for k in KINDS if k != "neurorvq-head-full"]
+    return fit_decoders(kinds, split[0], tiny_foundation_model, progress=False)
+
+
+def test_noise_comes_out_near_the_prior(fitted, split):
+    """Gaussian noise of the EEG's own amplitude: no decoder claims a class (prior 0.5)."""
+    train, _ = split
+    std = train.x.std(axis=(0, 2))
+    noise = np.random.default_rng(1).normal(size=(40, *train.x.shape[1:])) * std[:, None]
+    for f in fitted:
+        assert f.probabilities(noise).max(axis=1).mean() < 0.55, f.kind
+
+
+def test_real_held_out_epochs_keep_their_confidence(fitted, split):
+    """The noise guard does not flatten EEG: the checkerboard decoders stay confident."""
+    _, (x, y) = split
+    for f in fitted:
+        if f.kind in ("amplitude-lr", "xdawn-tangent"):
+            p = f.probabilities(x)
+            assert p.max(axis=1).mean() > 0.8 and (p.argmax(1) == y).mean() > 0.85, f.kind
+
+
+def test_gate_tells_eeg_from_uncorrelated_channels(checker_epochs):
+    x = checker_epochs.x
+    gate = TypicalityGate().fit(x[:200])
+    assert gate.weight(x[200:]).mean() > 0.9
+    assert gate.weight(np.random.default_rng(2).normal(size=(20, *x.shape[1:]))).max() < 0.1
