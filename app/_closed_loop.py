@@ -1,12 +1,13 @@
 """Closed loop on real data: the held-out recording through the live pipeline, scored.
 
 ``neurorvq-stream demo --task checker`` replays sub-s02 (never seen in training) with its
-markers as live LSL streams, runs the pipeline in marker-locked mode with the shipped
-models, reads the predictions back from the ``NeuroRVQ-Predictions`` outlet with a plain
-pylsl inlet, pairs each with the marker it answers and prints the running balanced
-accuracy. At the end the same model classifies the same epochs offline
-(``training.marker_epochs``): the two must agree, because the live path computes what
-the offline path does.
+markers as live LSL streams, runs the pipeline with the shipped checkerboard decoder
+(chosen by cross-validation on sub-s01; its file says which windows it takes), reads the
+predictions back from the predictions outlet with a plain pylsl inlet, pairs each with the
+marker it answers and prints the running balanced accuracy. At the end the same decoder
+classifies the same epochs offline (``training.preprocess_recording`` +
+``marker_epochs``): the two must agree, because the live path computes what the offline
+path does.
 
 Pairing: a marker-locked window starts ``offset`` after its marker and is ``n_patches``
 seconds long, so its prediction is stamped ``offset + n_patches - 1/200`` recording
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from neurorvq_stream.engines import PATCH_SAMPLES, load_classifier, read_sidecar, shipped_model
+from neurorvq_stream.decoders import Decoder, default_decoder, load_decoder
+from neurorvq_stream.engines import PATCH_SAMPLES
 from neurorvq_stream.streamer import (
     Pipeline,
     Player,
@@ -34,7 +36,7 @@ from neurorvq_stream.streamer import (
     load_recording,
     use_loopback_config,
 )
-from neurorvq_stream.training import CHECKER_CLASSES, load_preprocessed, marker_epochs
+from neurorvq_stream.training import CHECKER_CLASSES, marker_epochs, preprocess_recording
 
 HELD_OUT = "s02"
 
@@ -50,9 +52,13 @@ class ScoredWindow:
 
 @dataclass
 class PredictionScorer:
-    """Pairs predictions (LSL time, probabilities) with the markers they answer."""
+    """Pairs predictions (LSL time, probabilities) with the markers they answer.
+
+    ``marker_class`` maps each marker label that locks a window to its class.
+    """
 
     classes: tuple[str, ...]
+    marker_class: dict[str, str]
     lag: float
     tolerance: float
     markers: list[tuple[float, str]] = field(default_factory=list)
@@ -60,8 +66,8 @@ class PredictionScorer:
     unmatched: int = 0
 
     def add_marker(self, t: float, label: str) -> None:
-        if label in self.classes:
-            self.markers.append((t, label))
+        if label in self.marker_class:
+            self.markers.append((t, self.marker_class[label]))
 
     def add_prediction(self, t: float, probabilities: np.ndarray) -> ScoredWindow | None:
         """Score a prediction against the marker ``lag`` before it; None if there is none."""
@@ -106,10 +112,17 @@ class ClosedLoopReport:
         )
 
 
-def _classifier_window(classifier: Path) -> tuple[float, int]:
-    """(offset s, patches) the head was trained on, from its sidecar."""
-    window = read_sidecar(classifier).get("provenance", {}).get("window", {})
-    return float(window.get("marker_offset", 0.0)), int(window.get("marker_length", 1))
+def _checker_decoder(path: Path | None) -> tuple[Path, Decoder]:
+    """The decoder file to score (default: the shipped checkerboard decoder) and its decoder."""
+    path = path or default_decoder()
+    if path is None:
+        raise FileNotFoundError("No classifier given and none shipped in models/; pass "
+                                "--classifier FILE (from `neurorvq-stream calibrate`).")
+    decoder = load_decoder(path)
+    if set(decoder.class_names) != set(CHECKER_CLASSES):
+        raise ValueError(f"The checker task needs a decoder of {CHECKER_CLASSES}; {path} "
+                         f"classifies {decoder.class_names}.")
+    return path, decoder
 
 
 def run_checker_closed_loop(
@@ -126,39 +139,35 @@ def run_checker_closed_loop(
     ``speed`` > 1 replays faster than real time; the report counts dropped windows, which
     must stay at zero for the live and offline numbers to be comparable. Every marker
     window is scored, so the end-to-end budget is set far above the hop: latency is
-    measured and reported, not used to drop windows here. ``record`` is an XDF file for
+    measured and reported, not used to drop windows here. The tokenizer runs only when
+    ``tokenizer`` is given: the loop is about the decoder. ``record`` is an XDF file for
     the whole session (``neurorvq-stream report`` reads it).
     """
     import pylsl
 
     use_loopback_config()
-    classifier = classifier or shipped_model("classifier")
-    tokenizer = tokenizer or shipped_model("tokenizer")
-    if classifier is None:
-        raise FileNotFoundError("No classifier given and none shipped in models/.")
-    classes = tuple(load_classifier(classifier).class_names)
-    if set(classes) != set(CHECKER_CLASSES):
-        raise ValueError(f"The checker task needs a head for {CHECKER_CLASSES}; "
-                         f"{classifier} classifies {classes}.")
-    offset, n_patches = _classifier_window(classifier)
-
+    classifier, decoder = _checker_decoder(classifier)
+    spec = decoder.spec
     replay = load_recording(bundled_recording(HELD_OUT), montage="biosemi128", tmax=tmax)
     name = f"NeuroRVQ-Checker-{uuid.uuid4().hex[:6]}"
     player = Player(replay, name=name, speed=speed)
     outlet_id = f"neurorvq-closed-loop-{uuid.uuid4().hex[:6]}"
     config = RunConfig.from_dict({
         "stream": {"name": name},
-        "markers": {"name": f"{name}-Markers", "labels": list(classes)},
-        "windows": {"mode": "markers", "n_patches": n_patches, "marker_offset": offset,
-                    "marker_length": n_patches},
+        "markers": {"name": f"{name}-Markers"},
+        "preprocessing": {"line_freq": spec.line_freq, "notch": spec.notch,
+                          "l_freq": spec.l_freq, "h_freq": spec.h_freq,
+                          "reference": spec.reference, "clip_uv": spec.clip_uv},
         "mapping": {"montage": "biosemi128"},
-        "models": {"tokenizer": str(tokenizer) if tokenizer else None,
+        "models": {"tokenizer": str(tokenizer) if tokenizer else "none",
                    "classifier": str(classifier), "watch_classifier": False},
         "budgets": {"end_to_end_ms": 10_000.0, "inference_ms": 10_000.0},
         "outlets": {"source_id": outlet_id},
         "record": {"path": str(record) if record else None},
     })
-    scorer = PredictionScorer(classes, lag=offset + n_patches - 1 / PATCH_SAMPLES, tolerance=0.1)
+    marker_class = {m: c for c, markers in decoder.class_markers.items() for m in markers}
+    scorer = PredictionScorer(decoder.class_names, marker_class, tolerance=0.1,
+                              lag=spec.marker_offset + spec.n_patches - 1 / PATCH_SAMPLES)
     hub = ResultHub()
     with Pipeline(config, hub):
         # Connected before the first sample is played, so the causal filters start from
@@ -176,11 +185,14 @@ def run_checker_closed_loop(
             player.stop()
         status = hub.status()
 
-    offline = load_preprocessed(HELD_OUT)
-    x, y, onsets = marker_epochs(offline, classes, offset, n_patches)
-    keep = onsets + offset + n_patches <= replay.duration  # the epochs the replay reached
-    x, y, onsets = x[keep], y[keep], onsets[keep]
-    probabilities = load_classifier(classifier).probabilities(x, list(offline.channels))
+    # Offline: the same file through the same mapping, preprocessing and window cutting.
+    offline = preprocess_recording(replay, config, name=f"sub-{HELD_OUT}")
+    x, y, onsets = marker_epochs(offline, decoder.class_markers, spec.marker_offset,
+                                 spec.n_patches)
+    reached = onsets + spec.marker_offset + spec.n_patches <= replay.duration
+    rows = [offline.channels.index(c) for c in spec.channels]
+    x, y, onsets = x[reached][:, rows], y[reached], onsets[reached]
+    probabilities = decoder.probabilities(x)
     offline_accuracy = float(balanced_accuracy_score(y, probabilities.argmax(1)))
     return ClosedLoopReport(
         live=scorer.scored, live_accuracy=scorer.balanced_accuracy(),

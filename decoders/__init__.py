@@ -24,6 +24,7 @@ from ._persistence import (
     ALLOWED_TYPES,
     annotate_head,
     decoder_metadata,
+    default_decoder,
     load_decoder,
     save_sklearn_decoder,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "calibration_summary",
     "decision_scores",
     "decoder_metadata",
+    "default_decoder",
     "fit_calibrator",
     "load_decoder",
     "save_sklearn_decoder",

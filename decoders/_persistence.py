@@ -229,3 +229,16 @@ def load_decoder(path: str | Path, backend: str = "auto",
         return _load_head(path, _read_sidecar(path, required=False), backend, run_spec)
     raise DecoderError(f"Decoder {str(path)!r} has an unknown extension; decoder files end "
                        f"in {SKOPS_SUFFIX} or {' / '.join(HEAD_SUFFIXES)}.")
+
+
+def default_decoder() -> Path | None:
+    """The classifier file a run uses when none is given: the shipped decoder.
+
+    A decoder calibrated and chosen by cross-validation (``.skops`` in ``models/``) comes
+    first; else the shipped NeuroRVQ head (``engines.shipped_model("classifier")``); else
+    None (tokens only).
+    """
+    from neurorvq_stream.engines import shipped_model, shipped_models_dir
+
+    calibrated = sorted(shipped_models_dir().glob(f"*{SKOPS_SUFFIX}"))
+    return calibrated[0] if calibrated else shipped_model("classifier")

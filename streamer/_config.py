@@ -401,16 +401,18 @@ class RunConfig:
         return _model_path(self.models.tokenizer, "tokenizer")
 
     def classifier_path(self) -> Path | None:
-        """The classifier to run; None (tokens only) when none is given and none is shipped."""
+        """The classifier file to run (``decoders.default_decoder`` when none is given);
+        None (tokens only) for "none", or when none is given and none is shipped."""
         if self.models.classifier == "none":
             return None
-        try:
+        if self.models.classifier is not None:
             return _model_path(self.models.classifier, "classifier")
-        except FileNotFoundError:
-            if self.models.classifier is not None:
-                raise
+        from neurorvq_stream.decoders import default_decoder
+
+        shipped = default_decoder()
+        if shipped is None:
             logger.warning("No classifier given or shipped: tokens only, no predictions.")
-            return None
+        return shipped
 
 
 # ---------------------------------------------------------------- checking

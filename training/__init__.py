@@ -13,6 +13,7 @@ from ._data import (
     continuous_windows,
     load_preprocessed,
     marker_epochs,
+    preprocess_recording,
 )
 from ._finetune import FinetuneConfig, finetune, predict_proba
 from ._pretraining import PretrainConfig, new_foundation_model, pretrain_foundation_model
@@ -37,6 +38,7 @@ __all__ = [
     "new_foundation_model",
     "new_tokenizer",
     "predict_proba",
+    "preprocess_recording",
     "pretrain_foundation_model",
     "train_tokenizer",
 ]
