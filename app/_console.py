@@ -41,9 +41,11 @@ def status_line(hub: ResultHub) -> str:
     parts = [f"[{s.health}] windows {s.windows_done} dropped {s.windows_dropped} "
              f"rejected {s.windows_rejected} late {s.deadline_misses} "
              f"errors {s.inference_errors} lost {s.samples_lost} | e2e {e2e:.0f} ms"]
-    if latest is not None and latest.probabilities is not None:
-        k = int(np.argmax(latest.probabilities))
-        parts.append(f"{latest.class_names[k]} {latest.probabilities[k]:.2f}")
+    decided = next((r for r in reversed(hub.since(-1)) if r.probabilities is not None), None)
+    if decided is not None:  # marker-locked decisions are rarer than the sliding windows
+        k = int(np.argmax(decided.probabilities))
+        label = f" at {decided.label}" if decided.label else ""
+        parts.append(f"{decided.class_names[k]} {decided.probabilities[k]:.2f}{label}")
     flagged = [f"{n} {name}" for name, n in s.flag_counts if n]
     if flagged:
         parts.append("flagged: " + ", ".join(flagged))
