@@ -97,10 +97,13 @@ class WindowPath:
             reference=p.reference,
         )
 
-    def scheduler(self) -> SlidingWindows | MarkerLockedWindows:
+    def scheduler(self, speed: float = 1.0) -> SlidingWindows | MarkerLockedWindows:
+        """The window scheduler; ``speed`` is a replay's (its timestamps run that much
+        faster than the recording, so a marker offset in recording seconds is shorter)."""
         w = self.windows
         if w.mode == "markers":
-            return MarkerLockedWindows(offset_s=w.marker_offset, length_patches=self.n_patches)
+            return MarkerLockedWindows(offset_s=w.marker_offset / speed,
+                                       length_patches=self.n_patches)
         return SlidingWindows(self.n_patches, w.hop)
 
     def locks_on(self, label: str) -> bool:

@@ -102,7 +102,7 @@ class ProcessingStage:
 
     def _new_cut(self, path: WindowPath) -> _Cut:
         pre = path.preprocessor(self.inlet.sfreq, len(self.source_index), self.unit_scale)
-        return _Cut(path, pre, path.scheduler())
+        return _Cut(path, pre, path.scheduler(self.inlet.replay_speed))
 
     def _apply_pending_paths(self) -> None:
         with self._lock:
