@@ -217,6 +217,14 @@ class _LevelSearch:
         self.scores = _Int8Scores(codes) if screen == "int8" else _Bf16Scores(codes)
 
     def __call__(self, unit: torch.Tensor, stats: SearchStats) -> torch.Tensor:
+        """Codes (M,) of unit rows (M, K), block by block: a block's scores stay in cache,
+        and an uncertified row costs the fp32 reference only its own block."""
+        blocks = reference_blocks(unit.shape[0], self.codes.shape[0])
+        found = [self._block(unit, rows, stats) for rows in blocks]
+        return found[0] if len(found) == 1 else torch.cat(found)
+
+    def _block(self, unit_all: torch.Tensor, block: slice, stats: SearchStats) -> torch.Tensor:
+        unit = unit_all[block]
         m_rows, n = unit.shape[0], self.codes.shape[0]
         raw, scale, bound = self.scores(unit)
         bound = bound + self.spread + 1e-12
@@ -260,18 +268,13 @@ class _LevelSearch:
         below = scale * threshold.astype(np.float64) - self.center + bound
         far = best - _RESCORE_ERROR - below > (winner_err + far_error) / 2
         certified = (n_best == 1) & near & far
-        blocks = reference_blocks(m_rows, n)
         stats.rows += m_rows
-        stats.blocks += len(blocks)
-        result = torch.from_numpy(winner)
+        stats.blocks += 1
         if certified.all():
-            return result
+            return torch.from_numpy(winner)
         stats.uncertified += int((~certified).sum())
-        for rows_block in blocks:
-            if not certified[rows_block].all():
-                stats.recomputed += 1
-                result[rows_block] = _fp32_block(unit, self.codes, self.sq_norms, rows_block)
-        return result
+        stats.recomputed += 1
+        return _fp32_block(unit_all, self.codes, self.sq_norms, block)
 
 
 class CodeSearch:
