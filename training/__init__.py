@@ -4,6 +4,7 @@ Offline data goes through the live pipeline's own preprocessing, channel mapping
 window cutting (``_data``), so what is trained here is what runs online.
 """
 
+from ._checkpointing import ResumeError, default_work_dir
 from ._data import (
     CHECKER_CLASSES,
     Recording,
@@ -13,6 +14,7 @@ from ._data import (
     recording_files,
 )
 from ._finetune import FinetuneConfig, finetune, predict_proba
+from ._loop import Evaluation, Session
 from ._pretraining import PretrainConfig, new_foundation_model, pretrain_foundation_model
 from ._tokenizer_training import (
     TokenizerTrainConfig,
@@ -23,11 +25,15 @@ from ._tokenizer_training import (
 
 __all__ = [
     "CHECKER_CLASSES",
+    "Evaluation",
     "FinetuneConfig",
     "PretrainConfig",
     "Recording",
+    "ResumeError",
+    "Session",
     "TokenizerTrainConfig",
     "continuous_windows",
+    "default_work_dir",
     "evaluate_tokenizer",
     "finetune",
     "load_recording",

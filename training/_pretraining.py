@@ -11,19 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from engines import NeuroRVQConfig, NeuroRVQFoundationModel, NeuroRVQTokenizer
+from engines import NeuroRVQConfig, NeuroRVQFoundationModel, NeuroRVQTokenizer, prepare_window
 
 from ._batches import random_batch
-from ._checkpointing import load_state, save_state, seed_everything
+from ._checkpointing import seed_everything
+from ._loop import Evaluation, Session, run_settings, run_steps
 from ._losses import symmetric_mask
-from ._model_io import model_inputs
 from ._schedule import param_groups, warmup_linear
 
 
@@ -39,7 +37,6 @@ class PretrainConfig:
     warmup_steps: int = 50
     mask_ratio: float = 0.5
     seed: int = 0
-    save_every: int = 100
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -63,13 +60,14 @@ def pretrain_step(
     channels: Sequence[str], mask_ratio: float, generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Masked-code cross-entropy (mean over the 32 heads) and code accuracy on one batch."""
-    patches, sp, tm = model_inputs(x, channels)
+    w = prepare_window(x, channels, fm.config, x.device)
     with torch.no_grad():
-        codes = tokenizer(patches, sp, tm)  # (branches, levels, B, N)
-    b, n = sp.shape
+        codes = tokenizer(w.patches, w.spatial_ix, w.time_ix)  # (branches, levels, B, N)
+    b, n = w.spatial_ix.shape
     mask = symmetric_mask(b, n, mask_ratio, generator).to(x.device)
     features = fm.forward_features(
-        torch.cat([patches, patches]), torch.cat([sp, sp]), torch.cat([tm, tm]), mask=mask
+        torch.cat([w.patches, w.patches]), torch.cat([w.spatial_ix, w.spatial_ix]),
+        torch.cat([w.time_ix, w.time_ix]), mask=mask,
     )
     logits = fm.pretraining_logits(features)[:, :, mask]  # (branches, levels, M, n_code)
     targets = torch.cat([codes, codes], dim=2)[:, :, mask]
@@ -80,10 +78,11 @@ def pretrain_step(
 
 def pretrain_foundation_model(
     fm: NeuroRVQFoundationModel, tokenizer: NeuroRVQTokenizer, windows: np.ndarray,
-    channels: Sequence[str], config: PretrainConfig | None = None,
-    checkpoint: Path | None = None, device: str = "cpu", progress: bool = True,
+    channels: Sequence[str], config: PretrainConfig | None = None, device: str = "cpu",
+    progress: bool = True, session: Session | None = None,
+    evaluation: Evaluation | None = None,
 ) -> list[dict[str, float]]:
-    """Pretrain ``fm`` in place on (n, C, A*200) windows; resumes from ``checkpoint``."""
+    """Pretrain ``fm`` in place on (n, C, A*200) windows; resumable through ``session``."""
     config = config or PretrainConfig()
     if not fm.config.pretraining_heads:
         raise ValueError("The foundation model has no pretraining heads; build it with "
@@ -92,40 +91,25 @@ def pretrain_foundation_model(
         raise ValueError(f"The FM heads predict {fm.config.n_code} codes but the tokenizer "
                          f"has {tokenizer.config.n_code}; build the FM from this tokenizer.")
     seed_everything(config.seed)
-    fm.to(device).train()
+    fm.to(device)
     tokenizer.to(device).eval()
     optimizer = torch.optim.AdamW(
         param_groups(fm, config.lr, config.weight_decay, 1.0, fm.config.depth), lr=config.lr
     )
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    start = 0
-    state = load_state(checkpoint)
-    if state is not None:
-        fm.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        history, start = state["history"], state["step"]
     data = torch.as_tensor(windows, dtype=torch.float32)
-    bar = tqdm(range(start, config.steps), desc="FM pretraining", disable=not progress,
-               initial=start, total=config.steps)
-    for step in bar:
+
+    def step(i: int) -> dict[str, float]:
         x, names = random_batch(data, channels, config.batch_size, config.max_channels, generator)
-        warmup_linear(optimizer, step, config.warmup_steps, config.steps)
+        warmup_linear(optimizer, i, config.warmup_steps, config.steps)
         loss, parts = pretrain_step(fm, tokenizer, x.to(device), names, config.mask_ratio,
                                     generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(fm.parameters(), 3.0)
         optimizer.step()
-        history.append(parts)
-        bar.set_postfix(loss=f"{parts['loss']:.3f}", acc=f"{parts['accuracy']:.3f}")
-        if checkpoint is not None and ((step + 1) % config.save_every == 0
-                                       or step + 1 == config.steps):
-            save_state(
-                checkpoint, model=fm.state_dict(), optimizer=optimizer.state_dict(),
-                generator=generator.get_state(), history=history, step=step + 1,
-                config=config.as_dict(),
-            )
-    fm.eval()
-    return history
+        return parts
+
+    parts = {"model": fm, "optimizer": optimizer, "batches": generator}
+    return run_steps("FM pretraining", config.steps, step, parts,
+                     run_settings(config.as_dict(), data), session, evaluation, progress)

@@ -16,7 +16,7 @@ Interrupted runs resume from ``--work-dir``; the seeds are fixed.
 from __future__ import annotations
 
 import argparse
-import tempfile
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +28,10 @@ from sklearn.metrics import balanced_accuracy_score
 from engines import NeuroRVQConfig, build_foundation_model, save_checkpoint
 
 from ._cards import write_card
+from ._checkpointing import ResumeError, default_work_dir
 from ._data import CHECKER_CLASSES, continuous_windows, load_recording, marker_epochs
 from ._finetune import HEAD_RECIPE, FinetuneConfig, finetune, predict_proba
+from ._loop import Session
 from ._pretraining import PretrainConfig, new_foundation_model, pretrain_foundation_model
 from ._tokenizer_training import (
     TokenizerTrainConfig,
@@ -90,12 +92,21 @@ def _provenance(stage: str, plan_name: str, settings: dict, seconds: float) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Train, save and describe the three default models."""
+    """Train, save and describe the three default models (resume errors: one message)."""
+    try:
+        _main(argv)
+    except ResumeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few hundred steps (minutes)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "models")
-    parser.add_argument("--work-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "neurorvq_train_defaults")
+    parser.add_argument("--work-dir", type=Path, default=default_work_dir(),
+                        help="resumable run state (default: per-user cache, or "
+                             "$NEURORVQ_TRAIN_DIR)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 is fastest on a heavily shared CPU)")
@@ -109,7 +120,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.full_finetune:
         plan = Plan(plan.tokenizer, plan.pretrain, FinetuneConfig(), plan.held_out_windows)
     work = args.work_dir / plan_name
-    args.out.mkdir(parents=True, exist_ok=True)
 
     train = load_recording("s01")
     held = load_recording("s02")
@@ -124,9 +134,10 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.time()
     tokenizer = new_tokenizer(TOKENIZER_CONFIG, seed=plan.tokenizer.seed)
-    tok_hist = train_tokenizer(tokenizer, windows, channels, plan.tokenizer,
-                               work / "tokenizer.pt", args.device)
+    tok_hist = train_tokenizer(tokenizer, windows, channels, plan.tokenizer, args.device,
+                               session=Session(work / "tokenizer"))
     tok_seconds = time.time() - t0
+    args.out.mkdir(parents=True, exist_ok=True)
     tok_path = save_checkpoint(
         tokenizer.cpu(), args.out / TOKENIZER_FILE, channels=channels,
         provenance=_provenance("tokenizer", plan_name, plan.tokenizer.as_dict(), tok_seconds),
@@ -147,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     fm = new_foundation_model(tokenizer, FM_DEPTH, seed=plan.pretrain.seed)
     fm_hist = pretrain_foundation_model(fm, tokenizer, windows, channels, plan.pretrain,
-                                        work / "fm.pt", args.device)
+                                        args.device, session=Session(work / "fm"))
     fm_seconds = time.time() - t0
     fm_path = save_checkpoint(
         fm.cpu(), args.out / FM_FILE, channels=channels,
