@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from engines import NeuroRVQFoundationModel, logits_to_probabilities, prepare_window
 
 from ._loop import Session, run_settings, run_steps
+from ._mirror import add_mirrored
 from ._schedule import param_groups, warmup_linear
 
 HEAD_PREFIXES = ("fc_norm.", "head.")
@@ -35,6 +36,7 @@ class FinetuneConfig:
     epochs: int = 20
     batch_size: int = 32
     head_only: bool = False
+    mirror: bool = False  # also train on left-right mirrored epochs, classes swapped
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -44,6 +46,10 @@ class FinetuneConfig:
 # Head-only tuning on frozen features (calibration, cross-validation, the CPU-built default
 # head): the published recipe with the backbone frozen; it trains in seconds.
 HEAD_RECIPE = FinetuneConfig(head_only=True)
+
+# The shipped checkerboard left/right head: the whole FM fine-tuned, with mirrored epochs;
+# chosen by blocked cross-validation inside sub-s01 (see docs/MODEL_CARDS.md).
+CHECKER_RECIPE = FinetuneConfig(epochs=10, warmup_epochs=2, mirror=True)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -78,6 +84,8 @@ def finetune(
     config = config or FinetuneConfig()
     if len(x) != len(y):
         raise ValueError(f"{len(x)} epochs but {len(y)} labels.")
+    if config.mirror:
+        x, y = add_mirrored(x, y, channels)
     model.to(device)
     if config.head_only:
         features = epoch_features(model, x, channels, device)

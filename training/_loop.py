@@ -77,10 +77,10 @@ def _restore(obj: Stateful, value: object) -> None:
 
 def _resume(
     path: Path, parts: Mapping[str, Stateful], settings: dict
-) -> tuple[int, list[dict[str, float]]]:
+) -> tuple[int, list[dict[str, float]], float]:
     loaded = load_state(path)
     if loaded is None:
-        return 0, []
+        return 0, [], 0.0
     state, info = loaded
     if info.get("settings") != settings:
         changed = sorted(
@@ -100,14 +100,24 @@ def _resume(
     for name, obj in parts.items():
         _restore(obj, state[name])
     torch.set_rng_state(state["torch_rng"])
-    return int(info["step"]), list(info["history"])
+    return int(info["step"]), list(info["history"]), float(info["seconds"])
 
 
 def _save(path: Path, parts: Mapping[str, Stateful], settings: dict, step: int,
-          history: list[dict[str, float]]) -> None:
+          history: list[dict[str, float]], seconds: float) -> None:
     state = {name: _state_of(obj) for name, obj in parts.items()}
     state["torch_rng"] = torch.get_rng_state()
-    save_state(path, state, {"settings": settings, "step": step, "history": history})
+    save_state(path, state, {"settings": settings, "step": step, "history": history,
+                             "seconds": seconds})
+
+
+def last_progress(run_dir: Path) -> dict | None:
+    """The last record of a run's ``progress.jsonl`` (``train_seconds``: all sessions)."""
+    path = Path(run_dir) / LOG_FILE
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return json.loads(lines[-1]) if lines else None
 
 
 def _append_log(path: Path, record: dict) -> None:
@@ -129,10 +139,10 @@ def run_steps(
     session = session or Session()
     modules = [p for p in parts.values() if isinstance(p, torch.nn.Module)]
     state_path = log_path = None
-    start, history = 0, []
+    start, history, earlier = 0, [], 0.0
     if session.run_dir is not None:
         state_path, log_path = session.run_dir / STATE_FILE, session.run_dir / LOG_FILE
-        start, history = _resume(state_path, parts, settings)
+        start, history, earlier = _resume(state_path, parts, settings)
         session.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stop = total if session.until is None else min(session.until, total)
     began = time.monotonic()
@@ -147,20 +157,20 @@ def run_steps(
             numbers = numbers | {f"eval_{k}": v for k, v in evaluation.run().items()}
         history.append(numbers)
         bar.set_postfix({k: f"{v:.3f}" for k, v in list(numbers.items())[:3]})
-        out_of_time = (session.max_seconds is not None
-                       and time.monotonic() - began >= session.max_seconds)
+        elapsed = time.monotonic() - began
+        out_of_time = session.max_seconds is not None and elapsed >= session.max_seconds
         last = done == stop or out_of_time
         if log_path is not None and (done % session.log_every == 0 or last):
             recent = history[-session.log_every :]
             keys = [k for k in recent[-1] if not k.startswith("eval_")]
             _append_log(log_path, {
                 "run": name, "step": done, "of": total,
-                "session_seconds": round(time.monotonic() - began, 1),
+                "train_seconds": round(earlier + elapsed, 1),
                 **{k: float(np.mean([h[k] for h in recent if k in h])) for k in keys},
                 **{k: v for k, v in numbers.items() if k.startswith("eval_")},
             })
         if state_path is not None and (done % session.save_every == 0 or last):
-            _save(state_path, parts, settings, done, history)
+            _save(state_path, parts, settings, done, history, earlier + elapsed)
         if out_of_time:
             break
     bar.close()

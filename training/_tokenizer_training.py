@@ -35,6 +35,7 @@ class TokenizerTrainConfig:
     warmup_steps: int = 50
     commitment_weight: float = 0.4
     ema_decay: float = 0.99
+    level_gains: bool = False
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -54,6 +55,7 @@ def _quantizers(model: NeuroRVQTokenizer, config: TokenizerTrainConfig) -> list:
         EmaResidualCodebooks(
             getattr(model, f"quantize_{i + 1}"), decay=config.ema_decay,
             generator=torch.Generator().manual_seed(config.seed + i),
+            level_gains=config.level_gains,
         )
         for i in range(model.config.n_branches)
     ]
