@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mne
@@ -116,6 +116,33 @@ def load_recording(subject: str, line_freq: float = 50.0) -> Recording:
         source_channels=mapping.source_labels,
         events=tuple(read_events(events_tsv)),
     )
+
+
+def bad_channels(rec: Recording, ratio: float = 5.0, skip_s: float = 5.0) -> tuple[str, ...]:
+    """Channels whose standard deviation exceeds ``ratio`` x the median channel's.
+
+    A broken electrode (sub-s01's f4 carries 14x the median amplitude for the whole
+    recording) is not EEG, and in a window it dominates every per-window normalization
+    (the patch embedding's GroupNorm, the tokenizer's amplitude statistics, z-scoring).
+    The first ``skip_s`` seconds (filter settling) are left out of the statistics.
+    """
+    std = rec.data[int(skip_s * TARGET_RATE) :].std(axis=0)
+    return tuple(c for c, s in zip(rec.channels, std, strict=True) if s > ratio * np.median(std))
+
+
+def repair_bad_channels(rec: Recording, bads: tuple[str, ...]) -> Recording:
+    """``rec`` with the ``bads`` replaced by spherical-spline interpolation from the others.
+
+    Positions are mne's ``colin27_1005``, the ones the live channel mapping matched.
+    """
+    if not bads:
+        return rec
+    info = mne.create_info(list(rec.channels), TARGET_RATE, "eeg")
+    raw = mne.io.RawArray(rec.data.T.astype(np.float64), info, verbose="error")
+    raw.set_montage("colin27_1005", match_case=False, verbose="error")
+    raw.info["bads"] = list(bads)
+    raw.interpolate_bads(reset_bads=True, verbose="error")
+    return replace(rec, data=raw.get_data().T.astype(np.float32))
 
 
 def marker_epochs(

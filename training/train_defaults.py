@@ -34,7 +34,15 @@ from engines import NeuroRVQConfig, build_foundation_model, save_checkpoint
 
 from ._cards import write_card
 from ._checkpointing import ResumeError, default_work_dir
-from ._data import CHECKER_CLASSES, Recording, continuous_windows, load_recording, marker_epochs
+from ._data import (
+    CHECKER_CLASSES,
+    Recording,
+    bad_channels,
+    continuous_windows,
+    load_recording,
+    marker_epochs,
+    repair_bad_channels,
+)
 from ._finetune import CHECKER_RECIPE, FinetuneConfig, finetune, predict_proba
 from ._loop import Evaluation, Session, last_progress
 from ._pretraining import (
@@ -77,7 +85,7 @@ PLANS = {
     # About 4 h on a shared 2-core CPU (one thread); the cards record the time it took.
     "full": Plan(
         TokenizerTrainConfig(steps=3000, batch_size=8, max_channels=16, warmup_steps=100),
-        PretrainConfig(steps=2000, batch_size=8, max_channels=16, warmup_steps=100),
+        PretrainConfig(steps=1500, batch_size=8, max_channels=16, warmup_steps=100),
         CHECKER_RECIPE,
         eval_every=250,
         held_out_windows=64,
@@ -85,31 +93,31 @@ PLANS = {
     "quick": Plan(
         TokenizerTrainConfig(steps=100, batch_size=8, max_channels=16, warmup_steps=10),
         PretrainConfig(steps=60, batch_size=8, max_channels=16, warmup_steps=10),
-        replace(CHECKER_RECIPE, epochs=2, warmup_epochs=1),
+        replace(CHECKER_RECIPE, epochs=1, warmup_epochs=0),
         eval_every=50,
         held_out_windows=32,
     ),
 }
 
 
-def _compute(device: str) -> dict:
+def _compute(device: str) -> str:
     """What the run ran on, for the model cards."""
-    return {
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_end": [round(v, 1) for v in os.getloadavg()],
-    }
+    load = os.getloadavg()[1]
+    return (f"{device}, {torch.get_num_threads()} torch thread(s), "
+            f"{platform.machine()} with {os.cpu_count()} cores shared with other jobs "
+            f"(load average {load:.1f} at the end)")
 
 
 def _provenance(stage: str, plan_name: str, settings: dict, seconds: float,
-                device: str) -> dict:
+                device: str, interpolated: tuple[str, ...] = ()) -> dict:
+    data = "pylossless 0.2.0 sub-s01 (faceO task), live causal preprocessing, 200 Hz"
+    if interpolated:
+        data += f"; broken channels interpolated: {', '.join(interpolated)}"
     return {
         "trained_by": "training.train_defaults",
         "plan": plan_name,
         "stage": stage,
-        "data": "pylossless 0.2.0 sub-s01 (faceO task), live causal preprocessing, 200 Hz",
+        "data": data,
         "held_out": "sub-s02 (never used for training or for any choice)",
         "settings": settings,
         "train_seconds": round(seconds, 1),
@@ -120,30 +128,42 @@ def _provenance(stage: str, plan_name: str, settings: dict, seconds: float,
 
 @dataclass(frozen=True)
 class _Data:
-    """sub-s01 split in time for training / validation, and the held-out sub-s02 windows."""
+    """sub-s01 split in time (training / validation) and the held-out sub-s02 windows.
+
+    The tokenizer learns sub-s01 as recorded (it must reconstruct what a live stream
+    delivers, broken electrodes included); the FM and the head learn from ``clean``,
+    where sub-s01's broken electrodes (``bad_channels``: f4) are interpolated, so that
+    one channel does not dominate every window's normalization.
+    """
 
     channels: tuple[str, ...]
+    bads: tuple[str, ...]
     train: np.ndarray
     validation: np.ndarray
+    clean_train: np.ndarray
+    clean_validation: np.ndarray
     held_out: np.ndarray
-    s01: Recording
+    clean: Recording
     s02: Recording
 
     @classmethod
     def load(cls, held_out_windows: int) -> _Data:
         s01, s02 = load_recording("s01"), load_recording("s02")
+        bads = bad_channels(s01)
+        clean = repair_bad_channels(s01, bads)
         split = float(s01.times[-1]) - VALIDATION_S
         # The held-out recording maps to the same electrodes (same cap); keep s01's order.
         keep = [s02.channels.index(c) for c in s01.channels]
         held = continuous_windows(s02, n_patches=4, hop_s=8.0, start_s=5.0)
-        return cls(
-            channels=s01.channels,
-            train=continuous_windows(s01, n_patches=4, hop_s=2.0, start_s=5.0, stop_s=split),
-            validation=continuous_windows(s01, n_patches=4, hop_s=4.0, start_s=split),
-            held_out=held[:held_out_windows][:, keep],
-            s01=s01,
-            s02=s02,
-        )
+
+        def split_windows(rec: Recording) -> tuple[np.ndarray, np.ndarray]:
+            return (continuous_windows(rec, n_patches=4, hop_s=2.0, start_s=5.0, stop_s=split),
+                    continuous_windows(rec, n_patches=4, hop_s=4.0, start_s=split))
+
+        train, validation = split_windows(s01)
+        clean_train, clean_validation = split_windows(clean)
+        return cls(s01.channels, bads, train, validation, clean_train, clean_validation,
+                   held[:held_out_windows][:, keep], clean, s02)
 
 
 class _Stopped(Exception):
@@ -214,11 +234,11 @@ def _pretrain(plan: Plan, tokenizer, data: _Data, work: Path, args: argparse.Nam
     run_dir = work / "fm"
 
     def validate() -> dict[str, float]:
-        return evaluate_pretraining(fm, tokenizer, data.validation, data.channels,
+        return evaluate_pretraining(fm, tokenizer, data.clean_validation, data.channels,
                                     plan.pretrain.mask_ratio, device=args.device)
 
     history = pretrain_foundation_model(
-        fm, tokenizer, data.train, data.channels, plan.pretrain, args.device,
+        fm, tokenizer, data.clean_train, data.channels, plan.pretrain, args.device,
         session=Session(run_dir, max_seconds=_remaining(deadline)),
         evaluation=Evaluation(validate, plan.eval_every),
     )
@@ -226,7 +246,7 @@ def _pretrain(plan: Plan, tokenizer, data: _Data, work: Path, args: argparse.Nam
     path = save_checkpoint(
         fm.cpu(), args.out / FM_FILE, channels=data.channels,
         provenance=_provenance("fm-pretraining", args.plan, plan.pretrain.as_dict(), seconds,
-                               args.device),
+                               args.device, data.bads),
     )
     n_code = tokenizer.config.n_code
     validation = validate()
@@ -252,7 +272,7 @@ def _pretrain(plan: Plan, tokenizer, data: _Data, work: Path, args: argparse.Nam
 def _fine_tune(plan: Plan, fm_path: Path, data: _Data, work: Path, args: argparse.Namespace,
                deadline: float | None) -> None:
     offset, length = HEAD_WINDOW["marker_offset"], HEAD_WINDOW["marker_length"]
-    x_train, y_train, _ = marker_epochs(data.s01, CHECKER_CLASSES, offset, length)
+    x_train, y_train, _ = marker_epochs(data.clean, CHECKER_CLASSES, offset, length)
     x_held, y_held, _ = marker_epochs(data.s02, CHECKER_CLASSES, offset, length)
     x_held = x_held[:, [data.s02.channels.index(c) for c in data.channels]]
     head = build_foundation_model(fm_path, n_out=1, pretraining_heads=False)
@@ -267,7 +287,7 @@ def _fine_tune(plan: Plan, fm_path: Path, data: _Data, work: Path, args: argpars
     path = save_checkpoint(
         head.cpu(), args.out / HEAD_FILE, channels=data.channels, classes=CHECKER_CLASSES,
         provenance=_provenance("fine-tuning", args.plan, plan.finetune.as_dict(), seconds,
-                               args.device) | {"window": HEAD_WINDOW},
+                               args.device, data.bads) | {"window": HEAD_WINDOW},
     )
     write_card(
         path, "Checkerboard left vs right head (FM small fine-tuned, sub-s01)",
@@ -321,7 +341,8 @@ def _main(argv: list[str] | None = None) -> None:
     print(f"progress: {work}/<stage>/progress.jsonl", flush=True)
     data = _Data.load(plan.held_out_windows)
     print(f"sub-s01: {len(data.train)} training + {len(data.validation)} validation windows, "
-          f"{len(data.channels)} channels", flush=True)
+          f"{len(data.channels)} channels; interpolated for the FM and head: {data.bads}",
+          flush=True)
     tokenizer = _train_tokenizer(plan, data, work, args, deadline)
     if args.stop_after == "tokenizer":
         return
