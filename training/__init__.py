@@ -7,6 +7,7 @@ window cutting (``_data``), so what is trained here is what runs online. Entry p
 ``neurorvq-stream calibrate`` (a head from live or recorded labelled epochs).
 """
 
+from ._checkpointing import ResumeError, default_work_dir
 from ._data import (
     CHECKER_CLASSES,
     PreprocessedRecording,
@@ -16,6 +17,7 @@ from ._data import (
     preprocess_recording,
 )
 from ._finetune import FinetuneConfig, finetune, predict_proba
+from ._loop import Evaluation, Session
 from ._pretraining import PretrainConfig, new_foundation_model, pretrain_foundation_model
 from ._tokenizer_training import (
     TokenizerTrainConfig,
@@ -26,11 +28,15 @@ from ._tokenizer_training import (
 
 __all__ = [
     "CHECKER_CLASSES",
+    "Evaluation",
     "FinetuneConfig",
     "PreprocessedRecording",
     "PretrainConfig",
+    "ResumeError",
+    "Session",
     "TokenizerTrainConfig",
     "continuous_windows",
+    "default_work_dir",
     "evaluate_tokenizer",
     "finetune",
     "load_preprocessed",

@@ -43,9 +43,11 @@ class EmaResidualCodebooks:
     def __init__(
         self, quantizer: ResidualQuantizer, decay: float = 0.99, kmeans_iters: int = 10,
         dead_after: float = 0.03, generator: torch.Generator | None = None,
+        level_gains: bool = False,
     ) -> None:
         self.levels = list(quantizer.layers)
         self.decay, self.kmeans_iters, self.dead_after = decay, kmeans_iters, dead_after
+        self.level_gains = level_gains
         self.generator = generator or torch.Generator().manual_seed(0)
 
     def __call__(
@@ -65,12 +67,12 @@ class EmaResidualCodebooks:
             book = level.embedding
             unit = F.normalize(residual, dim=-1, eps=1e-12)
             if update and not bool(book.initted):
-                self._init(level, unit.detach())
+                self._init(level, unit.detach(), residual.detach())
             code = level.nearest(residual.detach())
             chosen = book.weight[code]
-            commitment = commitment + F.mse_loss(unit, chosen)
+            commitment = commitment + F.mse_loss(unit, F.normalize(chosen, dim=-1))
             if update:
-                self._ema_update(level, unit.detach(), code)
+                self._ema_update(level, unit.detach(), code, residual.detach())
             residual = residual - chosen
             total = total + chosen
             codes.append(code)
@@ -79,17 +81,26 @@ class EmaResidualCodebooks:
         stacked = torch.stack(codes).reshape(len(codes), *lead)
         return quantized.reshape(features.shape), commitment / len(self.levels), stacked
 
+    def _gain(self, unit: torch.Tensor, residual: torch.Tensor, directions: torch.Tensor
+              ) -> float:
+        """Mean length of the residuals along their codes' directions (1 without gains)."""
+        if not self.level_gains:
+            return 1.0
+        return float(((unit * directions).sum(-1) * residual.norm(dim=-1)).mean().clamp_min(1e-3))
+
     @torch.no_grad()
-    def _init(self, level: torch.nn.Module, unit: torch.Tensor) -> None:
+    def _init(self, level: torch.nn.Module, unit: torch.Tensor, residual: torch.Tensor) -> None:
         book = level.embedding
         centers = _kmeans(unit.float(), book.weight.shape[0], self.kmeans_iters, self.generator)
-        book.weight.copy_(centers)
+        nearest = (unit @ centers.T).argmax(dim=1)
+        book.weight.copy_(centers * self._gain(unit, residual, centers[nearest]))
         book.embed_avg.copy_(centers)
         book.cluster_size.fill_(1.0)
         book.initted.fill_(1.0)
 
     @torch.no_grad()
-    def _ema_update(self, level: torch.nn.Module, unit: torch.Tensor, code: torch.Tensor) -> None:
+    def _ema_update(self, level: torch.nn.Module, unit: torch.Tensor, code: torch.Tensor,
+                    residual: torch.Tensor) -> None:
         book = level.embedding
         n_code = book.weight.shape[0]
         counts = torch.bincount(code, minlength=n_code).to(unit.dtype)
@@ -97,14 +108,21 @@ class EmaResidualCodebooks:
         book.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         book.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         level.cluster_size.copy_(book.cluster_size)
+        # Every code of a level keeps one length (the level's gain), so the engines' nearest
+        # search on the normalized residual picks the code of the closest direction.
+        gain = float(book.weight[0].norm())
+        if self.level_gains:
+            batch = self._gain(unit, residual, F.normalize(book.weight[code], dim=-1))
+            gain = self.decay * gain + (1 - self.decay) * batch
         used = counts > 0
-        book.weight[used] = F.normalize(book.embed_avg[used], dim=1)
+        book.weight.copy_(F.normalize(book.weight, dim=1) * gain)
+        book.weight[used] = F.normalize(book.embed_avg[used], dim=1) * gain
         dead = book.cluster_size < self.dead_after
         n_dead = int(dead.sum())
         if n_dead:
             pick = torch.randint(len(unit), (n_dead,), generator=self.generator)
             fresh = unit[pick.to(unit.device)]
-            book.weight[dead] = fresh
+            book.weight[dead] = fresh * gain
             book.embed_avg[dead] = fresh
             book.cluster_size[dead] = 1.0
 

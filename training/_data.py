@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +148,35 @@ def class_marker_map(
     if isinstance(classes, Mapping):
         return {str(c): tuple(labels) for c, labels in classes.items()}
     return {str(c): (str(c),) for c in classes}
+
+
+def bad_channels(rec: PreprocessedRecording, ratio: float = 5.0, skip_s: float = 5.0) -> tuple[str, ...]:
+    """Channels whose standard deviation exceeds ``ratio`` x the median channel's.
+
+    A broken electrode (sub-s01's f4 carries 14x the median amplitude for the whole
+    recording) is not EEG, and in a window it dominates every per-window normalization
+    (the patch embedding's GroupNorm, the tokenizer's amplitude statistics, z-scoring).
+    The first ``skip_s`` seconds (filter settling) are left out of the statistics.
+    """
+    std = rec.data[int(skip_s * MODEL_RATE) :].std(axis=0)
+    return tuple(c for c, s in zip(rec.channels, std, strict=True) if s > ratio * np.median(std))
+
+
+def repair_bad_channels(
+    rec: PreprocessedRecording, bads: tuple[str, ...]
+) -> PreprocessedRecording:
+    """``rec`` with the ``bads`` replaced by spherical-spline interpolation from the others.
+
+    Positions are mne's ``colin27_1005``, the ones the live channel mapping matched.
+    """
+    if not bads:
+        return rec
+    info = mne.create_info(list(rec.channels), MODEL_RATE, "eeg")
+    raw = mne.io.RawArray(rec.data.T.astype(np.float64), info, verbose="error")
+    raw.set_montage("colin27_1005", match_case=False, verbose="error")
+    raw.info["bads"] = list(bads)
+    raw.interpolate_bads(reset_bads=True, verbose="error")
+    return replace(rec, data=raw.get_data().T.astype(np.float32))
 
 
 def marker_epochs(

@@ -42,10 +42,9 @@ from neurorvq_stream.decoders import (
     fit_calibrator,
     save_sklearn_decoder,
 )
-from neurorvq_stream.engines import build_foundation_model, save_checkpoint
+from neurorvq_stream.engines import build_foundation_model, prepare_window, save_checkpoint
 
 from ._finetune import HEAD_RECIPE, FinetuneConfig, epoch_features, finetune, finetune_head
-from ._model_io import classifier_logits
 
 N_FOLDS = 5
 
@@ -213,7 +212,8 @@ def _fit_head(kind: str, e: LabelledEpochs, fm_path: Path, base_features: torch.
         model.eval()
         if head_only:
             return model.head(model.fc_norm(base_features[rows])).numpy()
-        return classifier_logits(model, torch.as_tensor(e.x[rows]), channels).numpy()
+        w = prepare_window(e.x[rows], channels, model.config)
+        return model(w.patches, w.spatial_ix, w.time_ix).numpy()
 
     oof = _out_of_fold(lambda tr, te: logits(train(tr), te), len(e.y), folds, bar)
     final = train(np.arange(len(e.y)))

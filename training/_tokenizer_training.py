@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQTokenizer
+from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQTokenizer, prepare_window
 
 from ._batches import random_batch
-from ._checkpointing import load_state, save_state, seed_everything
+from ._checkpointing import seed_everything
 from ._codebooks import EmaResidualCodebooks, codebook_usage, reset_codebooks
+from ._loop import Evaluation, Session, run_settings, run_steps
 from ._losses import tokenizer_reconstruction_losses, zscored_mse_and_corr
-from ._model_io import model_inputs
 from ._schedule import param_groups, warmup_linear
 
 
@@ -37,8 +35,8 @@ class TokenizerTrainConfig:
     warmup_steps: int = 50
     commitment_weight: float = 0.4
     ema_decay: float = 0.99
+    level_gains: bool = False
     seed: int = 0
-    save_every: int = 100
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +55,7 @@ def _quantizers(model: NeuroRVQTokenizer, config: TokenizerTrainConfig) -> list:
         EmaResidualCodebooks(
             getattr(model, f"quantize_{i + 1}"), decay=config.ema_decay,
             generator=torch.Generator().manual_seed(config.seed + i),
+            level_gains=config.level_gains,
         )
         for i in range(model.config.n_branches)
     ]
@@ -67,13 +66,13 @@ def tokenizer_step(
     channels: Sequence[str], commitment_weight: float, update: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One forward pass over windows ``x`` (B, C, A*200): total loss and its parts."""
-    patches, sp, tm = model_inputs(x, channels)
-    features = model.encode_features(patches, sp, tm)  # (branches, B, N, code_dim)
+    w = prepare_window(x, channels, model.config, x.device)
+    features = model.encode_features(w.patches, w.spatial_ix, w.time_ix)
     outs = [q(f, update=update) for q, f in zip(quantizers, features, strict=True)]
     quantized = torch.stack([o[0] for o in outs])
     commitment = torch.stack([o[1] for o in outs]).mean()
-    amplitude, sin, cos = model.decode(quantized, sp, tm)
-    parts, _ = tokenizer_reconstruction_losses(model, patches, amplitude, sin, cos)
+    amplitude, sin, cos = model.decode(quantized, w.spatial_ix, w.time_ix)
+    parts, _ = tokenizer_reconstruction_losses(model, w.patches, amplitude, sin, cos)
     total = parts["amplitude"] + parts["phase"] + parts["signal"]
     total = total + commitment_weight * commitment
     logged = {k: float(v.detach()) for k, v in parts.items()}
@@ -83,56 +82,38 @@ def tokenizer_step(
 
 def train_tokenizer(
     model: NeuroRVQTokenizer, windows: np.ndarray, channels: Sequence[str],
-    config: TokenizerTrainConfig | None = None, checkpoint: Path | None = None,
-    device: str = "cpu", progress: bool = True, until: int | None = None,
+    config: TokenizerTrainConfig | None = None, device: str = "cpu", progress: bool = True,
+    session: Session | None = None, evaluation: Evaluation | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place on (n, C, A*200) windows; resumes from ``checkpoint``.
+    """Train ``model`` in place on (n, C, A*200) windows; returns every step's loss parts.
 
-    ``until`` ends this session after that step (saving the checkpoint), for time-boxed
-    sessions; a later call with the same config continues exactly where it stopped.
-    Returns the loss parts of every step (earlier sessions' steps included on resume).
+    With ``session.run_dir`` the run resumes from, and saves to, that directory; a later
+    call with the same config continues exactly where an interrupted one stopped.
     """
     config = config or TokenizerTrainConfig()
     seed_everything(config.seed)
-    model.to(device).train()
+    model.to(device)
     quantizers = _quantizers(model, config)
     groups = param_groups(model, config.lr, config.weight_decay, 1.0, model.config.depth_encoder)
     optimizer = torch.optim.AdamW(groups, lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    start = 0
-    state = load_state(checkpoint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        for quantizer, q_state in zip(quantizers, state["quantizer_rng"], strict=True):
-            quantizer.generator.set_state(q_state)
-        history, start = state["history"], state["step"]
     data = torch.as_tensor(windows, dtype=torch.float32)
-    stop = config.steps if until is None else min(until, config.steps)
-    bar = tqdm(range(start, stop), desc="tokenizer", disable=not progress,
-               initial=start, total=config.steps)
-    for step in bar:
+
+    def step(i: int) -> dict[str, float]:
         x, names = random_batch(data, channels, config.batch_size, config.max_channels, generator)
-        warmup_linear(optimizer, step, config.warmup_steps, config.steps)
+        warmup_linear(optimizer, i, config.warmup_steps, config.steps)
         loss, parts = tokenizer_step(model, quantizers, x.to(device), names,
                                      config.commitment_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        history.append(parts)
-        bar.set_postfix(loss=f"{parts['total']:.3f}", sig=f"{parts['signal']:.3f}")
-        if checkpoint is not None and ((step + 1) % config.save_every == 0 or step + 1 == stop):
-            save_state(
-                checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                generator=generator.get_state(),
-                quantizer_rng=[q.generator.get_state() for q in quantizers],
-                history=history, step=step + 1, config=config.as_dict(),
-            )
-    model.eval()
-    return history
+        return parts
+
+    parts = {"model": model, "optimizer": optimizer, "batches": generator}
+    parts |= {f"codebook_rng_{i}": q.generator for i, q in enumerate(quantizers)}
+    return run_steps("tokenizer", config.steps, step, parts,
+                     run_settings(config.as_dict(), data), session, evaluation, progress)
 
 
 @torch.no_grad()
@@ -144,13 +125,14 @@ def evaluate_tokenizer(
     model.to(device).eval()
     mses, corrs, weights, codes = [], [], [], []
     for start in range(0, len(windows), batch_size):
-        x = torch.as_tensor(windows[start : start + batch_size], device=device)
-        patches, sp, tm = model_inputs(x, channels)
-        code, quantized = model.quantize(model.encode_features(patches, sp, tm))
-        amplitude, sin, cos = model.decode(quantized, sp, tm)
-        mean, std = model.amplitude_stats(patches)
+        x = windows[start : start + batch_size]
+        w = prepare_window(x, channels, model.config, device)
+        code, quantized = model.quantize(model.encode_features(w.patches, w.spatial_ix,
+                                                               w.time_ix))
+        amplitude, sin, cos = model.decode(quantized, w.spatial_ix, w.time_ix)
+        mean, std = model.amplitude_stats(w.patches)
         mse, corr = zscored_mse_and_corr(
-            patches, model.spectrum_to_signal(amplitude, sin, cos, mean, std)
+            w.patches, model.spectrum_to_signal(amplitude, sin, cos, mean, std)
         )
         mses.append(mse)
         corrs.append(corr)

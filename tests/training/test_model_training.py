@@ -9,12 +9,14 @@ from neurorvq_stream.engines import (
     build_foundation_model,
     load_classifier,
     load_tokenizer,
+    prepare_window,
     save_checkpoint,
 )
 from neurorvq_stream.training import (
     CHECKER_CLASSES,
     FinetuneConfig,
     PretrainConfig,
+    Session,
     TokenizerTrainConfig,
     continuous_windows,
     evaluate_tokenizer,
@@ -69,10 +71,9 @@ def test_saved_tokenizer_reloads_to_the_same_outputs(trained, segment, tmp_path)
     path = save_checkpoint(tok, tmp_path / "tok.safetensors", channels=CHANNELS)
     engine = load_tokenizer(path)
     x = segment[:3]
+    w = prepare_window(x, CHANNELS, tok.config)
     with torch.no_grad():
-        from neurorvq_stream.training._model_io import model_inputs
-
-        expected = tok(*model_inputs(torch.as_tensor(x), CHANNELS)).numpy()
+        expected = tok(w.patches, w.spatial_ix, w.time_ix).numpy()
     np.testing.assert_array_equal(engine.tokenize(x, CHANNELS), expected)
     rec = engine.reconstruct(x, CHANNELS)["reconstruction"]
     assert rec.shape == x.shape and np.isfinite(rec).all()
@@ -80,16 +81,16 @@ def test_saved_tokenizer_reloads_to_the_same_outputs(trained, segment, tmp_path)
 
 def test_resumed_tokenizer_run_repeats_the_uninterrupted_one(segment, tmp_path):
     torch.set_num_threads(1)
-    cfg = TokenizerTrainConfig(steps=6, batch_size=4, max_channels=4, warmup_steps=2,
-                               save_every=100)
+    cfg = TokenizerTrainConfig(steps=6, batch_size=4, max_channels=4, warmup_steps=2)
     straight = new_tokenizer(TINY, seed=1)
     h_straight = train_tokenizer(straight, segment, CHANNELS, cfg, progress=False)
-    ckpt = tmp_path / "state.pt"
     first = new_tokenizer(TINY, seed=1)
-    assert len(train_tokenizer(first, segment, CHANNELS, cfg, ckpt, progress=False,
-                               until=3)) == 3
-    resumed = new_tokenizer(TINY, seed=2)  # weights come from the checkpoint
-    h_resumed = train_tokenizer(resumed, segment, CHANNELS, cfg, ckpt, progress=False)
+    session = Session(tmp_path / "run", save_every=100, until=3)
+    assert len(train_tokenizer(first, segment, CHANNELS, cfg, progress=False,
+                               session=session)) == 3
+    resumed = new_tokenizer(TINY, seed=2)  # weights come from the saved state
+    h_resumed = train_tokenizer(resumed, segment, CHANNELS, cfg, progress=False,
+                                session=Session(tmp_path / "run"))
     assert h_resumed == h_straight
     for name, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[name], value, msg=name)
