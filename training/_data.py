@@ -150,7 +150,9 @@ def class_marker_map(
     return {str(c): (str(c),) for c in classes}
 
 
-def bad_channels(rec: PreprocessedRecording, ratio: float = 5.0, skip_s: float = 5.0) -> tuple[str, ...]:
+def bad_channels(
+    rec: PreprocessedRecording, ratio: float = 5.0, skip_s: float = 5.0
+) -> tuple[str, ...]:
     """Channels whose standard deviation exceeds ``ratio`` x the median channel's.
 
     A broken electrode (sub-s01's f4 carries 14x the median amplitude for the whole

@@ -16,7 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQFoundationModel, NeuroRVQTokenizer, prepare_window
+from neurorvq_stream.engines import (
+    NeuroRVQConfig,
+    NeuroRVQFoundationModel,
+    NeuroRVQTokenizer,
+    prepare_window,
+)
 
 from ._batches import random_batch
 from ._checkpointing import seed_everything

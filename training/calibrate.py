@@ -220,7 +220,7 @@ def calibrate(
         kinds = tuple(k for k in kinds if not KINDS[k].uses_foundation_model)
     if recording is not None:
         x, y, channels = read_epochs(recording, config, class_markers)
-        source = f"recording {str(recording)!r}"
+        source = f"recording {Path(recording).name!r}"
     else:
         x, y, channels = record_epochs(config, class_markers, n_per_class, duration, timeout,
                                        progress, on_start)
