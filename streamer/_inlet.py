@@ -10,9 +10,11 @@ timestamp is used to stamp outputs.
 Gap detection (the only place gaps are detected): consecutive timestamps further apart
 than ``gap_tolerance / rate`` count as a gap; the missing samples are estimated from the
 jump and counted as lost, and ``pull`` returns where in the chunk each gap lies, so the
-samples carry it onwards (ring buffer segments). Stall detection: no sample for
-``stall_timeout`` seconds sets the state to ``"stalled"``; the first sample afterwards sets
-it back to ``"streaming"`` (a restarted outlet with the same ``source_id`` is picked up by
+samples carry it onwards (ring buffer segments). Stall detection: once samples flowed, no
+sample for ``stall_timeout`` seconds sets the state to ``"stalled"`` (before the first sample
+it stays ``"starting"``: a source connected ahead of its first sample, as a replay is, has
+not stalled); the first sample afterwards sets it back to ``"streaming"`` (a restarted
+outlet with the same ``source_id`` is picked up by
 liblsl's ``recover``). Rate check: the arrival rate is compared with the nominal rate
 (times the replay speed a player declares in ``desc/replay/speed``), see ``RateMonitor``.
 """
@@ -138,7 +140,6 @@ class EEGInlet:
         self._inlet.time_correction(timeout=timeout)
         self._inlet.flush()
         self._last_data = time.monotonic()
-        self.counters.state = "streaming"
 
     def close(self) -> None:
         self._inlet.close_stream()

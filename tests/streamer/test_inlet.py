@@ -86,6 +86,17 @@ def test_samples_arrive_in_the_source_clock_and_a_gap_is_counted(stream):
     assert gaps == [100]
 
 
+def test_a_source_that_has_not_sent_yet_is_starting_not_stalled(stream):
+    _, outlet, inlet = stream
+    deadline = time.monotonic() + 2 * STALL_S
+    while time.monotonic() < deadline:  # connected, no sample for longer than a stall
+        inlet.pull(0.005)
+    assert (inlet.counters.state, inlet.counters.stalls) == ("starting", 0)
+    outlet.push_chunk(np.zeros((10, 4), np.float32))
+    _receive(inlet, 10)
+    assert (inlet.counters.state, inlet.counters.stalls) == ("streaming", 0)
+
+
 def test_stall_is_reported_and_cleared_when_data_returns(stream):
     _, outlet, inlet = stream
     outlet.push_chunk(np.zeros((10, 4), np.float32))
