@@ -183,6 +183,10 @@ def run_checker_closed_loop(
             _score_until_done(player, predictions, markers, scorer, print_every, quiet)
         finally:
             player.stop()
+            # Closed before the pipeline closes its outlets: an open inlet would try to
+            # reconnect to them (liblsl logs "transmission broke off").
+            for inlet in (predictions, markers):
+                inlet.close_stream()
         status = hub.status()
 
     # Offline: the same file through the same mapping, preprocessing and window cutting.
