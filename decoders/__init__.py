@@ -22,6 +22,7 @@ from ._features import FoundationFeatures
 from ._kinds import CLASSICAL_KINDS, HEAD_KINDS, KINDS, DecoderKind
 from ._persistence import (
     ALLOWED_TYPES,
+    add_typicality_gate,
     annotate_head,
     decoder_metadata,
     default_decoder,
@@ -49,6 +50,7 @@ __all__ = [
     "TemperatureScaling",
     "TypicalityGate",
     "WindowSpec",
+    "add_typicality_gate",
     "annotate_head",
     "calibration_summary",
     "decision_scores",

@@ -111,10 +111,25 @@ def annotate_head(path: str | Path, kind: str, spec: WindowSpec, scores: Mapping
     classes = tuple(meta.get("classes") or ())
     meta.update(decoder_metadata(kind, classes, spec, scores, calibration, class_markers,
                                  {**meta.get("provenance", {}), **provenance}))
+    _write_head_sidecar(side, meta, gate)
+    return Path(path)
+
+
+def add_typicality_gate(path: str | Path, gate: TypicalityGate) -> Path:
+    """Keep ``gate`` in a head's sidecar: its windows that are not EEG-like then give the prior.
+
+    For heads trained outside ``calibrate`` (the shipped default), which have no other
+    decoder keys to add.
+    """
+    side = sidecar_path(Path(path))
+    _write_head_sidecar(side, json.loads(side.read_text(encoding="utf-8")), gate)
+    return Path(path)
+
+
+def _write_head_sidecar(side: Path, meta: dict[str, Any], gate: TypicalityGate | None) -> None:
     if gate is not None:
         meta["typicality"] = gate.to_dict()
     _replace_atomically(side, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
-    return Path(path)
 
 
 def _read_sidecar(path: Path, required: bool) -> dict[str, Any]:

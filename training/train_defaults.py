@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
+from neurorvq_stream.decoders import TypicalityGate, add_typicality_gate
 from neurorvq_stream.engines import (
     NeuroRVQConfig,
     build_foundation_model,
@@ -294,6 +295,8 @@ def _fine_tune(plan: Plan, fm_path: Path, data: _Data, work: Path, args: argpars
         provenance=_provenance("fine-tuning", args.plan, plan.finetune.as_dict(), seconds,
                                args.device, data.bads) | {"window": HEAD_WINDOW},
     )
+    # Without it a window of noise comes out as confident as a real epoch.
+    add_typicality_gate(path, TypicalityGate().fit(x_train))
     write_card(
         path, "Checkerboard left vs right head (FM small fine-tuned, sub-s01)",
         "Binary head (one logit, sigmoid: p = P(checker-right)) on the small FM, the whole "
