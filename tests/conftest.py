@@ -7,7 +7,6 @@ copy of them; what is not a fixture (timing rules, the parity cases) is in ``hel
 """
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LSLAPICFG", str(REPO / "streamer" / "lsl_api_loopback.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-# Kept for the engine tests' module-level parametrization; use the fixtures elsewhere.
-PARITY_DIR = REPO / "tests" / "fixtures" / "parity_v1"
-
-# How far two LSL clocks on this machine may disagree after liblsl's clock-offset estimate
-# (``proc_clocksync`` / ``time_correction``): tens of µs on loopback (39 µs seen), and the
-# estimate is refreshed while streaming. Timestamps that went through a correction are
-# compared at this precision; uncorrected ones (no ``proc_clocksync``) exactly.
-CLOCK_SYNC_S = 1e-3
-# Deadline for anything that only has to happen eventually (an outlet being found, data
-# arriving): generous, because a loaded machine is slow, and a passing test never waits it.
-EVENTUALLY_S = 30.0
-
-
-def wait_until(condition, what: str, timeout: float = EVENTUALLY_S) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` if it never does."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(0.01)
-
 
 @pytest.fixture(scope="session")
 def repo() -> Path:

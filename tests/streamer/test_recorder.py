@@ -19,6 +19,7 @@ import psutil
 import pylsl
 import pytest
 import pyxdf
+from helpers import CLOCK_SYNC_S, EVENTUALLY_S, PARITY_DIR
 
 from neurorvq_stream.streamer import Pipeline
 from neurorvq_stream.streamer._config import RunConfig
@@ -27,9 +28,7 @@ from neurorvq_stream.streamer._player import Player, Recording
 from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "parity_v1"
 RATE, N_CH = 250.0, 8
-CLOCK_SYNC_S = 1e-3
 #: LabRecorder writes every 0.5 s; what was sent this long before a crash must be on disk.
 WRITE_PERIODS_S = 1.0
 
@@ -162,7 +161,8 @@ def test_interrupted_recording_reads_back_up_to_the_interruption(tmp_path, crash
         else:
             os.killpg(recorder.pid, signal.SIGINT)
         source.push_for(1.0)  # the source goes on after the crash
-        end = time.monotonic() + 20
+        # The recorder gives LabRecorder 1 s to settle and 15 s to close before killing it.
+        end = time.monotonic() + EVENTUALLY_S
         while not _gone(int(pid)) and time.monotonic() < end:
             time.sleep(0.1)
         assert _gone(int(pid))
@@ -210,8 +210,8 @@ def test_pipeline_outputs_in_the_file_equal_those_read_live(tmp_path):
         "stream": {"name": name, "resolve_timeout": 3.0, "stall_timeout": 1.0},
         "markers": {"name": f"{name}-Markers"},
         "windows": {"n_patches": 1, "hop": 0.5},
-        "models": {"tokenizer": str(FIXTURES / "tokenizer.pt"),
-                   "classifier": str(FIXTURES / "foundation_model.pt"),
+        "models": {"tokenizer": str(PARITY_DIR / "tokenizer.pt"),
+                   "classifier": str(PARITY_DIR / "foundation_model.pt"),
                    "watch_classifier": False},
         "budgets": {"end_to_end_ms": 5000.0, "inference_ms": 5000.0},
         "outlets": {"source_id": f"{name}-out"},
