@@ -121,9 +121,12 @@ def test_round_trip_keeps_every_sample_timestamp_and_marker(tmp_path):
         assert int(stream["footer"]["info"]["sample_count"][0]) == len(stream["time_stamps"])
 
 
+# Ctrl-C raises KeyboardInterrupt even where the test runs as a background job (whose
+# children inherit SIGINT ignored, as a shell's ``&`` leaves it).
 _RECORD_UNTIL_KILLED = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     path, *ids = sys.argv[1:]
     with Recorder(path, [StreamQuery(source_id=i) for i in ids]) as recorder:
         print("recording", recorder.pid, flush=True)
