@@ -3,30 +3,35 @@
 ``neurorvq-stream demo --task checker`` replays sub-s02 (never seen in training) with its
 markers as live LSL streams, runs the pipeline with the shipped checkerboard decoder
 (chosen by cross-validation on sub-s01; its file says which windows it takes), reads the
-predictions back from the predictions outlet with a plain pylsl inlet, pairs each with the
-marker it answers and prints the running balanced accuracy. At the end the same decoder
-classifies the same epochs offline (``training.preprocess_recording`` +
-``marker_epochs``): the two must agree, because the live path computes what the offline
-path does.
+decisions back from the pipeline's ``Decisions`` outlet with a plain pylsl inlet, and
+scores each decision against the trial it answers (``decoders.TrialScorer``, the scorer
+of the display and the report). At the end the same decoder classifies the same epochs
+offline (``training.preprocess_recording`` + ``marker_epochs``): the two must agree,
+because the live path computes what the offline path does.
 
-Pairing: a marker-locked window starts ``offset`` after its marker and is ``n_patches``
-seconds long, so its prediction is stamped ``offset + n_patches - 1/200`` recording
-seconds after the marker (the player's clock runs ``speed`` times faster).
+Pairing needs no timing rule: every decision carries its probabilities and the label and
+LSL time of the marker that opened its trial.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from neurorvq_stream.decoders import Decoder, default_decoder, load_decoder
-from neurorvq_stream.engines import PATCH_SAMPLES
+from neurorvq_stream.decoders import (
+    Decoder,
+    ScoredTrial,
+    TrialScorer,
+    default_decoder,
+    load_decoder,
+)
 from neurorvq_stream.streamer import (
     Pipeline,
     Player,
@@ -34,6 +39,7 @@ from neurorvq_stream.streamer import (
     RunConfig,
     bundled_recording,
     load_recording,
+    read_decision,
     use_loopback_config,
 )
 from neurorvq_stream.training import CHECKER_CLASSES, marker_epochs, preprocess_recording
@@ -42,73 +48,26 @@ HELD_OUT = "s02"
 
 
 @dataclass
-class ScoredWindow:
-    """One prediction read back from LSL, paired with the marker it answers."""
-
-    marker_time: float
-    label: str
-    probabilities: np.ndarray
-
-
-@dataclass
-class PredictionScorer:
-    """Pairs predictions (LSL time, probabilities) with the markers they answer.
-
-    ``marker_class`` maps each marker label that locks a window to its class.
-    """
-
-    classes: tuple[str, ...]
-    marker_class: dict[str, str]
-    lag: float
-    tolerance: float
-    markers: list[tuple[float, str]] = field(default_factory=list)
-    scored: list[ScoredWindow] = field(default_factory=list)
-    unmatched: int = 0
-
-    def add_marker(self, t: float, label: str) -> None:
-        if label in self.marker_class:
-            self.markers.append((t, self.marker_class[label]))
-
-    def add_prediction(self, t: float, probabilities: np.ndarray) -> ScoredWindow | None:
-        """Score a prediction against the marker ``lag`` before it; None if there is none."""
-        if self.markers:
-            errors = [abs(t - m - self.lag) for m, _ in self.markers]
-            k = int(np.argmin(errors))
-            if errors[k] <= self.tolerance:
-                m, label = self.markers.pop(k)
-                window = ScoredWindow(m, label, np.asarray(probabilities, dtype=np.float64))
-                self.scored.append(window)
-                return window
-        self.unmatched += 1
-        return None
-
-    def balanced_accuracy(self) -> float:
-        if not self.scored:
-            return float("nan")
-        truth = [self.classes.index(w.label) for w in self.scored]
-        predicted = [int(np.argmax(w.probabilities)) for w in self.scored]
-        return float(balanced_accuracy_score(truth, predicted))
-
-
-@dataclass
 class ClosedLoopReport:
-    live: list[ScoredWindow]
+    """The live trials (marker times in recording seconds) beside the offline evaluation."""
+
+    live: list[ScoredTrial]
     live_accuracy: float
+    coverage: float
     offline_accuracy: float
     offline_probabilities: np.ndarray
     offline_marker_times: np.ndarray
     windows_dropped: int
     deadline_misses: int
-    unmatched: int
 
     def summary(self) -> str:
         diff = 100 * (self.live_accuracy - self.offline_accuracy)
         return (
-            f"Closed loop on held-out sub-{HELD_OUT}: {len(self.live)} windows scored live, "
-            f"balanced accuracy {self.live_accuracy:.3f}; offline, same model and epochs: "
-            f"{self.offline_accuracy:.3f} ({diff:+.1f} points). Windows dropped "
-            f"{self.windows_dropped}, deadline misses {self.deadline_misses}, predictions "
-            f"without a marker {self.unmatched}."
+            f"Closed loop on held-out sub-{HELD_OUT}: {len(self.live)} trials scored live "
+            f"(coverage {self.coverage:.2f}), balanced accuracy {self.live_accuracy:.3f}; "
+            f"offline, same model and epochs: {self.offline_accuracy:.3f} ({diff:+.1f} "
+            f"points). Windows dropped {self.windows_dropped}, deadline misses "
+            f"{self.deadline_misses}."
         )
 
 
@@ -133,6 +92,7 @@ def run_checker_closed_loop(
     print_every: int = 10,
     quiet: bool = False,
     record: Path | None = None,
+    min_confidence: float = 0.0,
 ) -> ClosedLoopReport:
     """Replay sub-s02 (up to ``tmax`` s) through the live pipeline and score it.
 
@@ -141,7 +101,8 @@ def run_checker_closed_loop(
     window is scored, so the end-to-end budget is set far above the hop: latency is
     measured and reported, not used to drop windows here. The tokenizer runs only when
     ``tokenizer`` is given: the loop is about the decoder. ``record`` is an XDF file for
-    the whole session (``neurorvq-stream report`` reads it).
+    the whole session (``neurorvq-stream report`` reads it). ``min_confidence`` is the
+    run's decision threshold: trials below it stay undecided (the report's coverage).
     """
     import pylsl
 
@@ -161,33 +122,31 @@ def run_checker_closed_loop(
         "mapping": {"montage": "biosemi128"},
         "models": {"tokenizer": str(tokenizer) if tokenizer else "none",
                    "classifier": str(classifier), "watch_classifier": False},
+        "decisions": {"min_confidence": min_confidence},
         "budgets": {"end_to_end_ms": 10_000.0, "inference_ms": 10_000.0},
         "outlets": {"source_id": outlet_id},
         "record": {"path": str(record) if record else None},
     })
-    marker_class = {m: c for c, markers in decoder.class_markers.items() for m in markers}
-    scorer = PredictionScorer(decoder.class_names, marker_class, tolerance=0.1,
-                              lag=spec.marker_offset + spec.n_patches - 1 / PATCH_SAMPLES)
+    scorer = TrialScorer(decoder.class_names, decoder.class_markers)
     hub = ResultHub()
     with Pipeline(config, hub):
         # Connected before the first sample is played, so the causal filters start from
         # the recording's first sample, as offline.
-        (info,) = pylsl.resolve_byprop("source_id", f"{outlet_id}-predictions", 1, 10.0)
-        predictions = pylsl.StreamInlet(info)
-        (minfo,) = pylsl.resolve_byprop("name", f"{name}-Markers", 1, 10.0)
-        markers = pylsl.StreamInlet(minfo)
-        for inlet in (predictions, markers):
-            inlet.open_stream(5.0)
+        (info,) = pylsl.resolve_byprop("source_id", f"{outlet_id}-decisions", 1, 30.0)
+        decisions = pylsl.StreamInlet(info)
+        decisions.open_stream(30.0)
         player.start()
         try:
-            _score_until_done(player, predictions, markers, scorer, print_every, quiet)
+            _score_until_done(player, decisions, scorer, print_every, quiet)
         finally:
             player.stop()
             # Closed before the pipeline closes its outlets: an open inlet would try to
             # reconnect to them (liblsl logs "transmission broke off").
-            for inlet in (predictions, markers):
-                inlet.close_stream()
+            decisions.close_stream()
         status = hub.status()
+    # LSL times become recording seconds: ``(t - t0) * speed`` undoes the player's clock.
+    live = [dataclasses.replace(t, marker_time=(t.marker_time - player.t0) * speed)
+            for t in scorer.trials]
 
     # Offline: the same file through the same mapping, preprocessing and window cutting.
     offline = preprocess_recording(replay, config, name=f"sub-{HELD_OUT}")
@@ -199,35 +158,28 @@ def run_checker_closed_loop(
     probabilities = decoder.probabilities(x)
     offline_accuracy = float(balanced_accuracy_score(y, probabilities.argmax(1)))
     return ClosedLoopReport(
-        live=scorer.scored, live_accuracy=scorer.balanced_accuracy(),
+        live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
         offline_accuracy=offline_accuracy, offline_probabilities=probabilities,
         offline_marker_times=onsets, windows_dropped=status.windows_dropped,
-        deadline_misses=status.deadline_misses, unmatched=scorer.unmatched,
+        deadline_misses=status.deadline_misses,
     )
 
 
-def _score_until_done(player: Player, predictions, markers, scorer: PredictionScorer,
-                      print_every: int, quiet: bool) -> None:
-    """Pull markers and predictions until the replay ended and its last window came back.
-
-    LSL times become recording seconds: ``(t - t0) * speed`` undoes the player's clock.
-    """
-    classes = scorer.classes
+def _score_until_done(player: Player, decisions, scorer: TrialScorer, print_every: int,
+                      quiet: bool) -> None:
+    """Score decisions until the replay ended and its last window came back."""
     done_at = None
     while done_at is None or time.monotonic() < done_at:
         if done_at is None and not player.is_alive():
-            done_at = time.monotonic() + 2.0 + scorer.lag / player.speed
-        labels, stamps = markers.pull_chunk(timeout=0.0)
-        for (label,), t in zip(labels, stamps, strict=True):
-            scorer.add_marker((t - player.t0) * player.speed, label)
-        samples, stamps = predictions.pull_chunk(timeout=0.0)
-        for p, t in zip(samples, stamps, strict=True):
-            window = scorer.add_prediction((t - player.t0) * player.speed, np.asarray(p))
-            if window is not None and not quiet and len(scorer.scored) % print_every == 0:
-                shown = ", ".join(f"{c} {p:.2f}"
-                                  for c, p in zip(classes, window.probabilities, strict=True))
-                print(f"  {len(scorer.scored):4d} windows  running balanced accuracy "
-                      f"{scorer.balanced_accuracy():.3f}  (last: {window.label}; {shown})")
+            done_at = time.monotonic() + 5.0
+        samples, _ = decisions.pull_chunk(timeout=0.0)
+        for sample in samples:
+            trial = read_decision(sample)
+            scored = scorer.add(trial.marker, trial.marker_time, trial.decision,
+                                trial.probabilities)
+            if scored is not None and not quiet and len(scorer.trials) % print_every == 0:
+                print(f"  {scorer.summary()}  (last: {scored.marker} -> {scored.decision}, "
+                      f"{trial.confidence})")
         time.sleep(0.02)
 
 
@@ -235,12 +187,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     """``demo --task checker``: run, print the running score and the live/offline summary."""
     tmax = None if args.duration is None else args.duration * args.speed
     print(f"Closed loop: replaying held-out sub-{HELD_OUT} at x{args.speed:g} through the live "
-          "pipeline (marker-locked windows), scoring predictions read back from LSL ...")
+          "pipeline (marker-locked windows), scoring decisions read back from LSL ...")
     report = run_checker_closed_loop(
         speed=args.speed, tmax=tmax,
         classifier=Path(args.classifier) if args.classifier else None,
         tokenizer=Path(args.tokenizer) if args.tokenizer else None,
         record=Path(args.record) if args.record else None,
+        min_confidence=args.min_confidence or 0.0,
     )
     print(report.summary())
     if report.windows_dropped:

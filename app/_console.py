@@ -41,11 +41,12 @@ def status_line(hub: ResultHub) -> str:
     parts = [f"[{s.health}] windows {s.windows_done} dropped {s.windows_dropped} "
              f"rejected {s.windows_rejected} late {s.deadline_misses} "
              f"errors {s.inference_errors} lost {s.samples_lost} | e2e {e2e:.0f} ms"]
-    decided = next((r for r in reversed(hub.since(-1)) if r.probabilities is not None), None)
+    decided = next((r for r in reversed(hub.since(-1)) if r.decision is not None), None)
     if decided is not None:  # marker-locked decisions are rarer than the sliding windows
-        k = int(np.argmax(decided.probabilities))
+        p = decided.probabilities
+        confidence = f" {np.max(p):.2f}" if p is not None else ""
         label = f" at {decided.label}" if decided.label else ""
-        parts.append(f"{decided.class_names[k]} {decided.probabilities[k]:.2f}{label}")
+        parts.append(f"{decided.decision}{confidence}{label}")
     flagged = [f"{n} {name}" for name, n in s.flag_counts if n]
     if flagged:
         parts.append("flagged: " + ", ".join(flagged))
@@ -72,6 +73,14 @@ def summary(hub: ResultHub) -> str:
              f"{s.windows_rejected}, deadline misses {s.deadline_misses}, inference errors "
              f"{s.inference_errors}, samples lost {s.samples_lost}, gaps {s.gaps}, stalls "
              f"{s.stalls}, markers skipped {s.markers_skipped}."]
+    i = s.inference
+    if i.windows_decided or i.windows_undecided:
+        line = (f"Decisions: {i.windows_decided} of {i.windows_decided + i.windows_undecided} "
+                f"classified windows decided (coverage {s.coverage:.2f})")
+        if i.trials:
+            line += (f"; {i.trials} trials, {i.trials_decided} decided, balanced accuracy "
+                     f"{i.trial_accuracy:.3f}")
+        lines.append(line + ".")
     results = hub.since(-1)
     if results:
         lines.append(f"{'latency (ms)':<14}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")

@@ -31,6 +31,7 @@ from ._persistence import (
 )
 from ._protocol import Decoder, DecoderError
 from ._spec import LEGACY_PREPROCESSING, SpecError, WindowSpec
+from ._trials import REJECTED, UNDECIDED, ScoredTrial, TrialScorer, decide
 from ._typicality import TypicalityGate
 
 __all__ = [
@@ -39,20 +40,25 @@ __all__ = [
     "HEAD_KINDS",
     "KINDS",
     "LEGACY_PREPROCESSING",
+    "REJECTED",
+    "UNDECIDED",
     "CalibratedModel",
     "Decoder",
     "DecoderError",
     "DecoderKind",
     "FoundationFeatures",
     "HeadDecoder",
+    "ScoredTrial",
     "SklearnDecoder",
     "SpecError",
     "TemperatureScaling",
+    "TrialScorer",
     "TypicalityGate",
     "WindowSpec",
     "add_typicality_gate",
     "annotate_head",
     "calibration_summary",
+    "decide",
     "decision_scores",
     "decoder_metadata",
     "default_decoder",

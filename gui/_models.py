@@ -12,6 +12,7 @@ from collections import deque
 
 import numpy as np
 
+from neurorvq_stream.decoders import TrialScorer
 from neurorvq_stream.engines import MODEL_RATE
 from neurorvq_stream.streamer import WindowResult
 
@@ -171,35 +172,34 @@ def class_probabilities(result: WindowResult) -> tuple[np.ndarray, tuple[str, ..
 
 
 class PredictionHistory:
-    """Class probabilities over time and, when windows carry labels, balanced accuracy."""
+    """Class probabilities over time and, for windows that answer a trial, their score.
+
+    Trials are scored by ``decoders.TrialScorer`` (the scorer of the report and the closed
+    loop) from the window's own ``truth``, ``decision`` and probabilities.
+    """
 
     def __init__(self, max_windows: int = 600) -> None:
         self.times: deque[float] = deque(maxlen=max_windows)
         self.probabilities: deque[np.ndarray] = deque(maxlen=max_windows)
         self.class_names: tuple[str, ...] = ()
-        self._hits: dict[str, list[int]] = {}
+        self.scorer = TrialScorer((), {})
 
     def add(self, result: WindowResult) -> None:
-        """Record one window's prediction (and score it if it has a label)."""
+        """Record one window's prediction (and score it if it answers a trial)."""
         probs, names = class_probabilities(result)
         if names != self.class_names:
             self.times.clear()
             self.probabilities.clear()
-            self._hits.clear()
             self.class_names = names
+            self.scorer = TrialScorer(names, {c: (c,) for c in names})
         self.times.append(result.t_last)
         self.probabilities.append(probs)
-        if result.label is not None:
-            hits = self._hits.setdefault(str(result.label), [0, 0])
-            hits[0] += int(names[int(np.argmax(probs))] == str(result.label))
-            hits[1] += 1
+        self.scorer.add(result.truth, result.marker_time, result.decision or "", probs)
 
     def balanced_accuracy(self) -> float | None:
-        """Mean per-class recall over the labelled windows so far (None without labels)."""
-        if not self._hits:
-            return None
-        return float(np.mean([correct / total for correct, total in self._hits.values()]))
+        """Mean per-class recall over the decided trials so far (None before any)."""
+        return self.scorer.balanced_accuracy() if self.scorer.decided else None
 
     def n_labelled(self) -> int:
-        """How many labelled windows the accuracy is based on."""
-        return sum(total for _, total in self._hits.values())
+        """How many trials the accuracy is based on (decided ones)."""
+        return len(self.scorer.decided)

@@ -86,7 +86,8 @@ class PredictionPanel(QtWidgets.QWidget):
         if accuracy is not None:
             self.accuracy_label.setText(
                 f"balanced accuracy: {accuracy:.2f} over {self.history.n_labelled()} "
-                f"labelled windows (chance {1 / len(self._names):.2f})"
+                f"decided trials (coverage {self.history.scorer.coverage():.2f}, chance "
+                f"{1 / len(self._names):.2f})"
             )
 
     def bar_heights(self) -> np.ndarray:

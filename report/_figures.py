@@ -7,13 +7,16 @@ EEG sample of the recording.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from neurorvq_stream.decoders import TrialScorer
 from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
+from neurorvq_stream.streamer import read_decision
 
 from ._session import Session, Stream
 
@@ -185,45 +188,36 @@ def end_to_end_over_time(session: Session, budgets: Budgets) -> tuple[Figure, st
     return fig, caption
 
 
-@dataclass(frozen=True)
-class Scored:
-    """Predictions matched to the markers that say what the truth was."""
+def score_decisions(session: Session) -> tuple[TrialScorer, np.ndarray] | None:
+    """The recorded decisions scored against the trials they answer, and their LSL times.
 
-    times: np.ndarray
-    y_true: np.ndarray
-    y_pred: np.ndarray
-
-    def running_balanced_accuracy(self, n_classes: int) -> np.ndarray:
-        """Balanced accuracy of the first 1..n scored predictions (as scikit-learn's)."""
-        truth = self.y_true[:, None] == np.arange(n_classes)[None, :]
-        hits = truth & (self.y_pred == self.y_true)[:, None]
-        seen, correct = np.cumsum(truth, axis=0), np.cumsum(hits, axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recall = np.where(seen > 0, correct / seen, np.nan)
-        return np.nanmean(recall, axis=1)
-
-
-def score_predictions(session: Session, slack_s: float = 0.5) -> Scored:
-    """The truth of a prediction is the newest marker named as a class within its window.
-
-    A prediction is stamped with its window's last sample; a marker up to one window
-    length (plus ``slack_s`` for marker-locked windows that start after their marker)
-    before it, and named exactly as one of the classes, says which class was shown.
+    Each decision names the marker of its trial, and the classifier's ``class_markers``
+    (the predictions outlet's metadata) say which class that marker belongs to, so no
+    decision is paired with a marker by timing. None without a decisions stream.
     """
-    pred = session.predictions
-    classes = pred.labels
-    marks = [(t, classes.index(m)) for t, m in session.markers if m in classes]
-    mark_t = np.asarray([t for t, _ in marks])
-    mark_y = np.asarray([y for _, y in marks], dtype=int)
-    reach = session.window_seconds + slack_s
-    times, y_true, y_pred = [], [], []
-    for t, p in zip(pred.times, pred.data, strict=True):
-        k = np.searchsorted(mark_t, t, side="right") - 1
-        if k >= 0 and t - mark_t[k] <= reach:
+    decisions, pred = session.decisions, session.predictions
+    if decisions is None or pred is None:
+        return None
+    classes = tuple(pred.labels)
+    markers = json.loads(pred.meta.get("classifier_class_markers", "{}")) or {
+        c: [c] for c in classes}
+    scorer = TrialScorer(classes, markers)
+    times = []
+    for t, row in zip(decisions.times, decisions.data, strict=True):
+        d = read_decision(list(row))
+        if scorer.add(d.marker, d.marker_time, d.decision, d.probabilities) is not None:
             times.append(t)
-            y_true.append(mark_y[k])
-            y_pred.append(int(np.argmax(p)))
-    return Scored(np.asarray(times), np.asarray(y_true, int), np.asarray(y_pred, int))
+    return scorer, np.asarray(times)
+
+
+def _running_balanced_accuracy(scorer: TrialScorer) -> np.ndarray:
+    """Balanced accuracy of the decided trials among the first 1..n trials."""
+    running = TrialScorer(scorer.class_names, {c: (c,) for c in scorer.class_names})
+    values = []
+    for t in scorer.trials:
+        running.add(scorer.class_names[t.truth], t.marker_time, t.decision, t.probabilities)
+        values.append(running.balanced_accuracy())
+    return np.asarray(values)
 
 
 def predictions_over_time(session: Session) -> tuple[Figure, str]:
@@ -245,46 +239,46 @@ def predictions_over_time(session: Session) -> tuple[Figure, str]:
     ax_p.set_ylim(-0.02, 1.02)
     ax_p.legend(loc="upper right", fontsize=8, ncol=len(classes))
     ax_p.set_title("predictions (dots) and class markers (dotted, same colour)")
-    scored = score_predictions(session)
+    scored = score_decisions(session)
     chance = 1 / len(classes)
-    if len(scored.times):
-        running = scored.running_balanced_accuracy(len(classes))
-        ax_acc.step(scored.times - t0, running, where="post", color="k")
-        final = f"{running[-1]:.3f}"
+    scorer, times = scored if scored is not None else (None, np.empty(0))
+    if scorer is not None and scorer.trials:
+        running = _running_balanced_accuracy(scorer)
+        ax_acc.step(times - t0, running, where="post", color="k")
+        final = (f"{scorer.balanced_accuracy():.3f} over {len(scorer.decided)} decided of "
+                 f"{len(scorer.trials)} trials (coverage {scorer.coverage():.2f})")
     else:
         final = "n/a"
-        ax_acc.text(0.5, 0.5, "no prediction has a marker named as a class",
+        ax_acc.text(0.5, 0.5, "no decision answers a trial of the classes",
                     ha="center", transform=ax_acc.transAxes)
     ax_acc.axhline(chance, color="grey", ls="--", lw=1, label="chance")
     ax_acc.set_ylim(0, 1.02)
     ax_acc.set_ylabel("running balanced\naccuracy")
     ax_acc.set_xlabel("time (s)")
     ax_acc.legend(loc="lower right", fontsize=8)
-    caption = (f"{len(pred.times)} predictions, {len(scored.times)} scored against a marker "
-               f"named as a class ({', '.join(classes)}) within one window "
-               f"({session.window_seconds:g} s) before them; balanced accuracy {final} "
+    caption = (f"{len(pred.times)} predictions; each decision is scored against the trial "
+               f"its marker opened ({', '.join(classes)}): balanced accuracy {final} "
                f"(chance {chance:.2f}).")
     return fig, caption
 
 
 def confusion(session: Session) -> tuple[Figure, str]:
-    """Confusion matrix of the scored predictions (rows: marker, columns: predicted)."""
-    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+    """Confusion matrix of the decided trials (rows: the trial's class, columns: decided)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     fig = Figure(figsize=(5, 4.5), layout="constrained")
-    pred = session.predictions
-    if pred is None or not len(pred.times):
+    scored = score_decisions(session)
+    if scored is None:
         return _empty(fig, "No predictions recorded."), "No predictions recorded."
-    scored = score_predictions(session)
-    if not len(scored.times):
-        msg = (f"No prediction has a marker named as a class ({', '.join(pred.labels)}); "
-               f"marker labels seen: {', '.join(sorted({m for _, m in session.markers}))}.")
+    scorer, _ = scored
+    if not scorer.decided:
+        msg = (f"No decision answers a trial of {', '.join(scorer.class_names)}; marker labels "
+               f"seen: {', '.join(sorted({m for _, m in session.markers}))}.")
         return _empty(fig, msg), msg
-    classes = pred.labels
-    matrix = confusion_matrix(scored.y_true, scored.y_pred, labels=range(len(classes)))
-    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
+    ConfusionMatrixDisplay(scorer.confusion(), display_labels=scorer.class_names).plot(
         ax=fig.add_subplot(), colorbar=False, cmap="Blues")
-    return fig, f"{len(scored.times)} scored predictions (rows: marker, columns: predicted)."
+    return fig, (f"{len(scorer.decided)} decided trials of {len(scorer.trials)} (rows: the "
+                 "trial's class, columns: decided).")
 
 
 def token_usage(tokens: Stream) -> tuple[np.ndarray, np.ndarray, int]:

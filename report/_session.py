@@ -18,7 +18,8 @@ import numpy as np
 
 logger = logging.getLogger("neurorvq_stream")
 
-OUTPUT_TYPES = {"predictions": ("predictions",), "tokens": ("tokens",),
+OUTPUT_TYPES = {"predictions": ("predictions",), "decisions": ("decisions",),
+                "tokens": ("tokens",),
                 "metrics": ("metrics",), "reconstruction": ("reconstruction", "eeg")}
 
 
@@ -55,6 +56,7 @@ class Session:
     eeg: Stream | None
     markers: list[tuple[float, str]]
     predictions: Stream | None = None
+    decisions: Stream | None = None
     tokens: Stream | None = None
     reconstruction: Stream | None = None
     metrics: Stream | None = None

@@ -2,6 +2,7 @@ from ._channel_mapping import ChannelMapping, map_channels
 from ._config import ConfigError, RunConfig
 from ._datasets import SUBJECTS, bundled_events, bundled_recording
 from ._lsl import find_streams, format_stream_list, use_loopback_config
+from ._outlets import Decision, read_decision
 from ._pipeline import Pipeline
 from ._player import Player, Recording, RecordingError, load_recording
 from ._preprocessing import Preprocessor, unit_scale
@@ -15,6 +16,7 @@ __all__ = [
     "ChannelFlag",
     "ChannelMapping",
     "ConfigError",
+    "Decision",
     "MarkerLockedWindows",
     "Pipeline",
     "PipelineStatus",
@@ -33,6 +35,7 @@ __all__ = [
     "format_stream_list",
     "load_recording",
     "map_channels",
+    "read_decision",
     "unit_scale",
     "use_loopback_config",
 ]

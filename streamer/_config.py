@@ -1,8 +1,8 @@
 """One object describes a run: ``RunConfig``, loaded from YAML or TOML, overridden by flags.
 
 Sections mirror the data flow (stream -> markers -> preprocessing -> quality -> windows ->
-mapping -> models/engine -> budgets -> outlets -> record), so a config file reads like the
-pipeline.
+mapping -> models/engine -> decisions -> budgets -> outlets -> record), so a config file
+reads like the pipeline.
 
 Every setting declares its type (its annotation) and, where it matters, its unit and the
 values it may take (``_setting``). A configuration is checked as a whole whenever it is
@@ -240,6 +240,17 @@ class ModelConfig:
 
 
 @dataclass
+class DecisionConfig:
+    """When a classified window becomes a decision a closed loop may act on.
+
+    A window whose highest calibrated probability is below ``min_confidence`` is published
+    as "undecided" (its probabilities are still published); 0 decides every window.
+    """
+
+    min_confidence: float = _setting(0.0, _within(0, 1), "probability")
+
+
+@dataclass
 class BudgetConfig:
     """Per-stage latency budgets in ms.
 
@@ -259,12 +270,18 @@ class BudgetConfig:
 class OutletConfig:
     """Which result streams to publish, and under which name and source_id.
 
+    ``decisions`` is a string stream beside the predictions: per classified window its
+    decision (a class, "undecided" or "rejected"), confidence, and the marker label and
+    time of the trial it answers, so any LSL consumer can act on it and pair it with its
+    trial.
+
     ``name``/``source_id`` None (default): derived from the input stream's name and
     source_id, so pipelines on one network stay apart and a restarted pipeline keeps its
     ids (consumers' ``recover`` reconnects to the right one).
     """
 
     predictions: bool = True
+    decisions: bool = True
     tokens: bool = True
     reconstruction: bool = True
     metrics: bool = True
@@ -296,6 +313,7 @@ class RunConfig:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     models: ModelConfig = field(default_factory=ModelConfig)
     engine: str = _setting("auto", _one_of(BACKENDS))
+    decisions: DecisionConfig = field(default_factory=DecisionConfig)
     budgets: BudgetConfig = field(default_factory=BudgetConfig)
     outlets: OutletConfig = field(default_factory=OutletConfig)
     record: RecordConfig = field(default_factory=RecordConfig)

@@ -3,10 +3,14 @@
 Takes the next window (marker-locked events first, else the newest sliding window), drops
 it when it waited too long to meet the end-to-end budget (counted as dropped and as a
 deadline miss), runs the models its path feeds (the classifier only when the window was
-not rejected for bad channels), builds the window's result once and publishes it. A
+not rejected for bad channels), decides (the most probable class when its calibrated
+confidence reaches ``decisions.min_confidence``, else "undecided"; "rejected" for a window
+with too many flagged channels), builds the window's result once and publishes it. A
 window that still ends up late (inference or end-to-end over budget) is published,
 stamped, and counted as a miss. An exception inside the models is logged and
-counted; the window is skipped and the other threads go on.
+counted; the window is skipped and the other threads go on. The stage reports its own
+counts (``InferenceCounts``) and nothing else; the metrics sample of a window carries that
+window's own latencies and flags.
 
 Latency of a window = ``local_clock()`` just before the outlet push minus the source time
 of its last 200 Hz sample. That sample sits ``resampler_latency_s`` behind the newest
@@ -15,18 +19,21 @@ source sample (the resampler's look-ahead), so this latency includes that consta
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import Counter
 
+from neurorvq_stream.decoders import REJECTED, UNDECIDED, TrialScorer, decide
 from neurorvq_stream.engines import PATCH_SAMPLES
 
 from ._config import BudgetConfig
 from ._mailbox import Mailbox, QueuedWindow
 from ._models import Models
 from ._outlets import ResultOutlets
-from ._results import ResultHub, WindowResult
+from ._quality import count_by_kind
+from ._results import InferenceCounts, ResultHub, WindowResult
 
 logger = logging.getLogger("neurorvq_stream")
 
@@ -45,6 +52,7 @@ class InferenceStage:
         budgets: BudgetConfig,
         resampler_latency_s: float,
         reconstruct: bool,
+        min_confidence: float = 0.0,
     ) -> None:
         self.models = models
         self.mailbox = mailbox
@@ -55,9 +63,12 @@ class InferenceStage:
         self.budgets = budgets
         self.resampler_latency_s = resampler_latency_s
         self.reconstruct = reconstruct
+        self.min_confidence = min_confidence
         self._infer_ema: float | None = None
         self._warned_budget = False
         self._flagged_windows: Counter[str] = Counter()
+        self.counts = InferenceCounts()
+        self._trials = TrialScorer((), {})
 
     def run(self, stop: threading.Event) -> None:
         import pylsl
@@ -66,10 +77,10 @@ class InferenceStage:
             item = self.mailbox.take(0.1)
             if item is None:
                 continue
-            self.hub.update_status(queue_depth=self.mailbox.depth)
+            self._count(queue_depth=self.mailbox.depth)
             if self._would_miss(pylsl.local_clock() - item.window.t_last):
-                self.hub.increment("deadline_misses")
-                self.hub.increment("windows_dropped")
+                c = self.counts
+                self._count(late=c.late + 1, windows_expired=c.windows_expired + 1)
                 continue
             self._infer(item)
 
@@ -91,8 +102,8 @@ class InferenceStage:
                 latency["classify"] = seconds * 1e3
             infer_s = time.perf_counter() - t0
         except Exception as err:
-            self.hub.increment("inference_errors")
-            self.hub.update_status(last_error=f"inference: {err}")
+            self._count(inference_errors=self.counts.inference_errors + 1,
+                        error=f"inference: {err}")
             logger.exception("Inference failed on window %d; acquisition goes on.",
                              window.index)
             return
@@ -101,6 +112,9 @@ class InferenceStage:
         latency.update(preprocess=item.preprocess_s * 1e3, inference=infer_s * 1e3,
                        wait=(t0 - item.posted) * 1e3)
         class_names = window.classifier.class_names if window.classifier is not None else ()
+        decision = (REJECTED if window.rejected and window.classifier is not None
+                    else decide(probabilities, class_names, self.min_confidence)
+                    if probabilities is not None else None)
         if self.outlets is not None and window.classifier is not None:
             self.outlets.set_classifier(window.classifier)
         latency["end_to_end"] = (pylsl.local_clock() - window.t_last) * 1e3
@@ -112,25 +126,44 @@ class InferenceStage:
             reconstruction=tokens.reconstruction if tokens is not None else None,
             probabilities=probabilities, class_names=class_names, latency=latency,
             flags=window.flags, rejected=window.rejected, markers=window.markers,
-            label=window.label, gap=window.gap, display=window.display,
+            label=window.label, marker_time=window.marker_time,
+            truth=window.classifier.truth(window.label) if window.classifier else None,
+            decision=decision,
+            gap=window.gap, display=window.display,
         )
         if self.outlets is not None:
             self.outlets.push(result)
-        self._count(result, late=infer_s * 1e3 > self.budgets.inference_ms)
+        self._count_result(result, late=infer_s * 1e3 > self.budgets.inference_ms)
         self.hub.publish(result)
         if self.outlets is not None:
             self.outlets.push_metrics(result, self.hub.status())
 
-    def _count(self, result: WindowResult, late: bool) -> None:
+    def _count(self, **changes: object) -> None:
+        """Change this stage's counts and report them (it is their only writer)."""
+        self.counts = dataclasses.replace(self.counts, **changes)
+        self.hub.report(self.counts)
+
+    def _count_result(self, result: WindowResult, late: bool) -> None:
         """Counters for the status line, metrics outlet and summary."""
-        if late or result.latency["end_to_end"] > self.budgets.end_to_end_ms:
-            # Already computed: published (stamped, so consumers can judge), counted late.
-            self.hub.increment("deadline_misses")
-        if result.rejected:
-            self.hub.increment("windows_rejected")
+        c = self.counts
+        # A late window is already computed: published (stamped, so consumers can judge)
+        # and counted late.
+        late = late or result.latency["end_to_end"] > self.budgets.end_to_end_ms
         self._flagged_windows.update(result.flagged_channels().keys())
-        self.hub.increment("windows_done")
-        self.hub.update_status(channel_flag_windows=tuple(self._flagged_windows.items()))
+        flags = result.flags if result.flags is not None else ()
+        decided = result.decision in result.class_names
+        if result.class_names != self._trials.class_names:
+            self._trials = TrialScorer(result.class_names, {n: (n,) for n in result.class_names})
+        self._trials.add(result.truth, result.marker_time, result.decision or "",
+                         result.probabilities)
+        self._count(windows_done=c.windows_done + 1, late=c.late + int(late),
+                    windows_rejected=c.windows_rejected + int(result.rejected),
+                    windows_decided=c.windows_decided + int(decided),
+                    windows_undecided=c.windows_undecided + int(result.decision == UNDECIDED),
+                    trials=len(self._trials.trials), trials_decided=len(self._trials.decided),
+                    trial_accuracy=self._trials.balanced_accuracy(),
+                    flag_counts=tuple(count_by_kind(flags).items()),
+                    channel_flag_windows=tuple(self._flagged_windows.items()))
 
     def _would_miss(self, age_s: float) -> bool:
         """Drop a window that a fresh one could beat: it waited too long to meet the budget.

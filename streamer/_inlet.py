@@ -21,6 +21,7 @@ liblsl's ``recover``). Rate check: the arrival rate is compared with the nominal
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -66,7 +67,8 @@ def resolve_one(
 
 @dataclass
 class InletCounters:
-    """What the acquisition side has seen so far (read by the pipeline for its status)."""
+    """What the acquisition side has seen so far; only the thread that pulls writes it, and
+    ``Acquisition`` reports copies of it as the pipeline status's ``stream`` part."""
 
     state: str = "starting"
     samples_received: int = 0
@@ -250,12 +252,15 @@ class Acquisition(threading.Thread):
         write: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
         poll: float = 0.005,
         on_error: Callable[[BaseException], None] | None = None,
+        report: Callable[[InletCounters], None] | None = None,
     ) -> None:
         super().__init__(name="neurorvq-acquisition", daemon=True)
         self.inlet = inlet
         self._write = write
         self._poll = poll
         self._on_error = on_error
+        self._report = report
+        self._reported: InletCounters | None = None
         self._stop_event = threading.Event()
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
@@ -268,8 +273,10 @@ class Acquisition(threading.Thread):
                 data, ts, breaks = self.inlet.pull(self._poll)
                 if len(ts):
                     self._write(data, ts, breaks)
+                self._report_counters()
                 self.cpu_seconds = time.thread_time() - t0_cpu
                 self.wall_seconds = time.perf_counter() - t0_wall
+            self.inlet.counters.state = "stopped"
         except Exception as err:  # reported, never swallowed
             self.error = err
             self.inlet.counters.state = "error"
@@ -277,6 +284,16 @@ class Acquisition(threading.Thread):
                 self._on_error(err)
             else:
                 logger.exception("Acquisition stopped on an error.")
+        finally:
+            self._report_counters()
+
+    def _report_counters(self) -> None:
+        """Hand a copy of the inlet's counters to ``report`` when they changed (this thread
+        is their only writer, so the copy is consistent)."""
+        c = self.inlet.counters
+        if self._report is not None and c != self._reported:
+            self._reported = dataclasses.replace(c)
+            self._report(self._reported)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop_event.set()

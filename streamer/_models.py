@@ -53,6 +53,11 @@ class BoundDecoder:
     def class_names(self) -> tuple[str, ...]:
         return tuple(self.decoder.class_names)
 
+    def truth(self, marker: str | None) -> str | None:
+        """The class a trial opened by ``marker`` belongs to (None: not one of its trials)."""
+        return next((c for c, markers in self.decoder.class_markers.items()
+                     if marker in markers), None)
+
     def metadata(self) -> dict[str, str]:
         """What a consumer of its predictions must know (the predictions outlet's desc)."""
         import json
@@ -60,6 +65,8 @@ class BoundDecoder:
         d = self.decoder
         return {"classifier": str(self.path), "classifier_kind": d.kind,
                 "classifier_classes": ",".join(d.class_names),
+                "classifier_class_markers": json.dumps(
+                    {c: list(m) for c, m in d.class_markers.items()}, sort_keys=True),
                 "classifier_scores": json.dumps(d.scores, sort_keys=True),
                 "classifier_window": json.dumps(d.spec.to_dict(), sort_keys=True)}
 

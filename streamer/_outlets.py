@@ -10,6 +10,15 @@ one network (two rooms, hyperscanning) stay apart, and the same input gives the 
 identities after a restart, so liblsl's ``recover`` reconnects consumers to the right one.
 The reconstruction has its own stream type, ``Reconstruction``, so tools that take "the
 first EEG stream" still find the amplifier.
+
+Decisions travel as strings beside the numeric predictions (``Decisions``, one sample per
+classified or rejected window, stamped like its prediction): the decided class (or
+"undecided", "rejected"), its confidence, the class probabilities (comma-separated, in the
+predictions outlet's channel order), the label and LSL time of the marker that opened the
+trial (empty for sliding windows) and the window's index. A string stream, not
+extra numeric channels, because a label is text and an LSL time needs more digits than a
+float32 channel holds; any consumer (a stimulus program, LabRecorder) pairs a decision
+with its trial by the marker's own label and time, without timing rules of its own.
 """
 
 from __future__ import annotations
@@ -22,10 +31,13 @@ from neurorvq_stream.engines import MODEL_RATE
 
 from ._lsl import ChannelInfo, write_channels
 from ._models import BoundDecoder
-from ._quality import FLAG_NAMES
+from ._quality import FLAG_NAMES, count_by_kind
 from ._results import PipelineStatus, WindowResult
 
-KINDS = ("Predictions", "Tokens", "Reconstruction", "Metrics")
+KINDS = ("Predictions", "Decisions", "Tokens", "Reconstruction", "Metrics")
+#: Channels of the decisions outlet (strings), in order.
+DECISION_CHANNELS = ("decision", "confidence", "probabilities", "trial", "trial_time",
+                     "window")
 
 #: Latency stages reported per window (milliseconds), in metrics channel order.
 STAGES = ("preprocess", "wait", "inference", "end_to_end")
@@ -63,6 +75,41 @@ class OutletIdentity:
 
     def stream_source_id(self, kind: str) -> str:
         return f"{self.source_id}-{kind.lower()}"
+
+
+def decision_sample(result: WindowResult) -> list[str]:
+    """The decisions outlet's sample for ``result`` (see ``DECISION_CHANNELS``).
+
+    Probabilities are written with 9 significant digits, so they read back as the very
+    float32 values of the predictions outlet.
+    """
+    p = None if result.probabilities is None else np.asarray(result.probabilities, np.float32)
+    return [result.decision or "", f"{float(p.max()):.4f}" if p is not None else "",
+            ",".join(f"{float(v):.9g}" for v in p) if p is not None else "",
+            result.label or "",
+            f"{result.marker_time:.6f}" if result.marker_time is not None else "",
+            str(result.index)]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One sample of a decisions outlet, read back (``read_decision``)."""
+
+    decision: str
+    confidence: float
+    probabilities: np.ndarray | None
+    marker: str | None
+    marker_time: float | None
+    window: int
+
+
+def read_decision(sample: list[str]) -> Decision:
+    """Parse a decisions-outlet sample (a live inlet's, or a recording's row)."""
+    decision, confidence, probabilities, marker, marker_time, window = (str(v) for v in sample)
+    return Decision(
+        decision, float(confidence) if confidence else float("nan"),
+        np.array([float(v) for v in probabilities.split(",")]) if probabilities else None,
+        marker or None, float(marker_time) if marker_time else None, int(window))
 
 
 def metrics_labels(channels: tuple[str, ...]) -> list[str]:
@@ -115,6 +162,11 @@ class ResultOutlets:
         self._outlets: dict[str, object] = {}
         if classifier is not None:
             self.set_classifier(classifier)
+        if "Decisions" in enabled:
+            info = self._info("Decisions", len(DECISION_CHANNELS), pylsl.IRREGULAR_RATE,
+                              "string")
+            write_channels(info, [ChannelInfo(c, "", "decision") for c in DECISION_CHANNELS])
+            self._open("Decisions", info)
         if "Tokens" in enabled and token_layout[0]:
             n_branches, n_levels = token_layout
             info = self._info("Tokens", n_branches * n_levels * len(channels) * n_patches,
@@ -192,6 +244,8 @@ class ResultOutlets:
         if result.probabilities is not None and "Predictions" in self._outlets:
             probs = np.asarray(result.probabilities, np.float32).reshape(-1)
             self._outlets["Predictions"].push_sample(probs, t)
+        if result.decision is not None and "Decisions" in self._outlets:
+            self._outlets["Decisions"].push_sample(decision_sample(result), t)
         if result.tokens is not None and "Tokens" in self._outlets:
             # engine layout [branches, levels, C*A], k = channel*A + patch: flat = the index
             self._outlets["Tokens"].push_sample(
@@ -203,11 +257,12 @@ class ResultOutlets:
                                                        stamps.tolist())
 
     def push_metrics(self, result: WindowResult, status: PipelineStatus) -> None:
-        """One metrics sample: the window's latencies, the counters and the quality flags."""
+        """One metrics sample for one window: its latencies and quality flags (its own), and
+        the run's counters as they stand after it."""
         if "Metrics" not in self._outlets:
             return
-        counts = dict(status.flag_counts)
         flags = result.flags if result.flags is not None else np.zeros(len(self.channels))
+        counts = count_by_kind(flags)
         row = [result.latency.get(s, float("nan")) for s in STAGES]
         row += [float(getattr(status, c)) for c in COUNTERS]
         row += [status.measured_rate, float(len(status.failed))]

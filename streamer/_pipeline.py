@@ -17,10 +17,15 @@ until ``stop()``.
 A thread that dies is reported, never silent: it is named in ``PipelineStatus.failed``
 (health "error"), which the status line, the metrics outlet and the exit code show; the
 other threads go on, so acquisition outlives a crash in inference.
+
+Status: each fact has one writer. The pipeline reports what the run is (``RunInfo``, at
+start and on a classifier swap) and which threads failed; acquisition, processing and
+inference report their own counts (``_results``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import warnings
@@ -44,7 +49,7 @@ from ._preprocessing import unit_scale_from_lsl
 from ._processing import ProcessingStage
 from ._quality import ChannelFlag
 from ._recorder import Recorder, StreamQuery
-from ._results import ResultHub
+from ._results import ResultHub, RunInfo
 from ._ring_buffer import RingBuffer
 
 logger = logging.getLogger("neurorvq_stream")
@@ -73,7 +78,8 @@ class Pipeline:
         self.mapping: ChannelMapping | None = None
         self.channels: tuple[str, ...] = ()
         self.source_channels: tuple[str, ...] = ()
-        self._failures = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._run_info = RunInfo()
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> Pipeline:
@@ -115,11 +121,12 @@ class Pipeline:
                                        resolve_timeout=s.resolve_timeout)
             self.markers.open()
         desc = inlet.description
-        self.hub.update_status(
-            stream_name=desc.name, source_rate=desc.sfreq, n_source_channels=desc.n_channels,
+        self._run_info = RunInfo(
+            stream_name=desc.name, source_rate=desc.sfreq,
+            expected_rate=desc.sfreq * inlet.replay_speed, n_source_channels=desc.n_channels,
             mapping=tuple(zip(self.source_channels, self.channels, strict=True)),
-            engine=models.describe(), token_layout=models.token_layout, stream_state="starting",
-        )
+            engine=models.describe(), token_layout=models.token_layout)
+        self.hub.report(self._run_info)
         if cfg.record.path is not None:
             self.recorder = self._record()
         ring = RingBuffer(desc.n_channels, int(np.ceil(s.buffer_seconds * desc.sfreq)))
@@ -130,6 +137,7 @@ class Pipeline:
         inference = InferenceStage(
             models, mailbox, self.hub, self.outlets, self.channels, self.source_channels,
             cfg.budgets, processing.cuts[0].pre.resampler_latency_s, cfg.outlets.reconstruction,
+            cfg.decisions.min_confidence,
         )
 
         def write(data: np.ndarray, ts: np.ndarray, breaks: np.ndarray) -> None:
@@ -139,7 +147,8 @@ class Pipeline:
 
         inlet.open()
         self.acquisition = Acquisition(inlet, write,
-                                       on_error=lambda err: self._failed("acquisition", err))
+                                       on_error=lambda err: self._failed("acquisition", err),
+                                       report=self.hub.report)
         self._threads = [
             self.acquisition,
             self._stage_thread("processing", processing.run),
@@ -147,7 +156,7 @@ class Pipeline:
         ]
         if cfg.models.watch_classifier and models.classifier is not None:
             watcher = ClassifierWatcher(models.classifier.path, self.swap_classifier,
-                                        lambda text: self.hub.update_status(last_error=text))
+                                        lambda text: self._update_run(classifier_error=text))
             self._threads.append(self._stage_thread("watcher", watcher.run))
         for thread in self._threads:
             thread.start()
@@ -167,7 +176,6 @@ class Pipeline:
         for part in (self.inlet, self.markers, self.outlets):
             if part is not None:
                 part.close()
-        self.hub.update_status(stream_state="stopped")
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -275,7 +283,8 @@ class Pipeline:
         assert self.models is not None and self.inlet is not None
         o = self.config.outlets
         enabled = tuple(kind for kind, on in zip(
-            KINDS, (o.predictions, o.tokens, o.reconstruction, o.metrics), strict=True) if on)
+            KINDS, (o.predictions, o.decisions, o.tokens, o.reconstruction, o.metrics),
+            strict=True) if on)
         if not enabled:
             return None
         desc = self.inlet.description
@@ -319,6 +328,7 @@ class Pipeline:
             "line_freq": str(p.line_freq), "notch": str(p.notch),
             "l_freq": str(p.l_freq), "h_freq": str(p.h_freq), "clip_uv": str(p.clip_uv),
             "reference": p.reference,
+            "min_confidence": str(cfg.decisions.min_confidence),
             "budget_preprocess_ms": str(b.preprocess_ms),
             "budget_inference_ms": str(b.inference_ms),
             "budget_end_to_end_ms": str(b.end_to_end_ms),
@@ -336,9 +346,13 @@ class Pipeline:
     def _failed(self, name: str, err: BaseException) -> None:
         """Record that a thread died: health "error", named on every status surface."""
         logger.error("Pipeline thread %r stopped: %s", name, err, exc_info=err)
-        with self._failures:
-            failed = (*self.hub.status().failed, f"{name}: {type(err).__name__}: {err}")
-            self.hub.update_status(failed=failed, last_error=failed[-1])
+        self.hub.report_failure(f"{name}: {type(err).__name__}: {err}")
+
+    def _update_run(self, **changes: str) -> None:
+        """Change and report what the run is (start-up, swaps and reloads write it)."""
+        with self._run_lock:
+            self._run_info = dataclasses.replace(self._run_info, **changes)
+            self.hub.report(self._run_info)
 
     # ---------------------------------------------------------------- hot swap
     def swap_classifier(self, path: str | Path) -> None:
@@ -352,5 +366,5 @@ class Pipeline:
         fresh = self._load_classifier(Path(path))
         self.processing.set_paths(self.paths(fresh))
         self.models.classifier = fresh
-        self.hub.update_status(engine=self.models.describe())
+        self._update_run(engine=self.models.describe(), classifier_error="")
         logger.info("Classifier swapped to %s.", fresh.decoder.describe())

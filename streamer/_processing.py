@@ -5,8 +5,9 @@ stream flags, all from the ring), splits it at gaps (resetting the filters and t
 schedulers there, so no window mixes data across a gap), and for every window path
 (``_paths``) preprocesses each gap-free piece and cuts its windows. Each window's quality
 flags are completed, the markers that fall inside it attached, and it is posted to the
-mailbox saying which models it feeds. The stage also keeps the pipeline status in step
-with the inlet's counters.
+mailbox saying which models it feeds. The stage reports its own counts
+(``ProcessingCounts``: windows replaced in the mailbox, samples skipped after an overrun,
+markers skipped, late passes, doubts about the unit) and nothing else.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from ._inlet import EEGInlet, MarkerInlet
 from ._mailbox import Mailbox, QueuedWindow
 from ._paths import WindowPath
 from ._preprocessing import Preprocessor
-from ._quality import ChannelFlag, UnitCheck, assess_window, count_by_kind
-from ._results import ResultHub
+from ._quality import ChannelFlag, UnitCheck, assess_window
+from ._results import ProcessingCounts, ResultHub
 from ._ring_buffer import BufferOverrunError, RingBuffer
 from ._windows import MarkerLockedWindows, SlidingWindows, Window
 
@@ -80,6 +81,8 @@ class ProcessingStage:
         self._recent_markers: list[tuple[float, str]] = []
         self._n_posted = 0
         self._unit = UnitCheck(inlet.sfreq)
+        self.counts = self._reported = ProcessingCounts()
+        self._skipped_before = 0
         self.data_ready = threading.Event()
 
     def set_paths(self, paths: Sequence[WindowPath]) -> None:
@@ -95,10 +98,10 @@ class ProcessingStage:
             self.data_ready.wait(0.05)
             self.data_ready.clear()
             self._apply_pending_paths()
-            self._sync_status()
             self._take_markers()
             if self.ring.n_written > position.count:
                 self._process(position)
+            self._report()
 
     def _new_cut(self, path: WindowPath) -> _Cut:
         pre = path.preprocessor(self.inlet.sfreq, len(self.source_index), self.unit_scale)
@@ -113,6 +116,9 @@ class ProcessingStage:
         for path in pending:
             same = next((c for c in self.cuts if c.path.same_windows(path)), None)
             cuts.append(_Cut(path, same.pre, same.scheduler) if same else self._new_cut(path))
+        kept = {id(c.scheduler) for c in cuts}
+        # A scheduler that goes keeps its count: skipped markers stay counted after a swap.
+        self._skipped_before += sum(_skipped(c) for c in self.cuts if id(c.scheduler) not in kept)
         self.cuts = cuts
 
     # ------------------------------------------------------------------ per pass
@@ -135,7 +141,7 @@ class ProcessingStage:
         except BufferOverrunError:
             # Processing fell a whole buffer behind: skip to the newest data, as after a gap.
             skipped = stop - self.ring.capacity // 2 - position.count
-            self.hub.increment("samples_lost", skipped)
+            self._count(samples_skipped=self.counts.samples_skipped + skipped)
             logger.warning("Processing fell behind; skipped %d samples.", skipped)
             position.count += skipped
             position.segment = -1
@@ -162,7 +168,7 @@ class ProcessingStage:
         position.count, position.segment = stop, int(segments[-1])
         elapsed = time.perf_counter() - t0
         if elapsed * 1e3 > self.config.budgets.preprocess_ms:
-            self.hub.increment("deadline_misses")
+            self._count(late=self.counts.late + 1)
             logger.debug("Preprocessing took %.1f ms (budget %.1f ms).",
                          elapsed * 1e3, self.config.budgets.preprocess_ms)
         for path, window in windows:
@@ -181,24 +187,22 @@ class ProcessingStage:
                                      rejected=assessment.rejected, tokenize=path.tokenize,
                                      classifier=path.classifier, display=path.display)
         if self.mailbox.put(QueuedWindow(window, preprocess_s, time.perf_counter())):
-            self.hub.increment("windows_dropped")
-        self.hub.update_status(queue_depth=self.mailbox.depth,
-                               flag_counts=tuple(count_by_kind(assessment.flags).items()))
+            self._count(windows_replaced=self.counts.windows_replaced + 1)
 
-    def _sync_status(self) -> None:
-        c = self.inlet.counters
-        warnings = []
-        if c.rate_mismatch:
-            expected = self.inlet.sfreq * self.inlet.replay_speed
-            warnings.append(f"samples arrive at {c.measured_rate:.1f} Hz, not the declared "
-                            f"{expected:g} Hz: check the amplifier's rate setting")
-        if self._unit.verdict:
-            warnings.append(f"{self._unit.verdict}; set stream.unit (--unit) to the unit the "
-                            "amplifier sends")
-        skipped = sum(getattr(cut.scheduler, "n_skipped", 0) for cut in self.cuts)
-        self.hub.update_status(
-            stream_state=c.state, samples_received=c.samples_received,
-            samples_lost=c.samples_lost, gaps=c.gaps, stalls=c.stalls,
-            measured_rate=c.measured_rate, stream_warnings=tuple(warnings),
-            markers_skipped=skipped,
-        )
+    def _count(self, **changes: int) -> None:
+        self.counts = dataclasses.replace(self.counts, **changes)
+
+    def _report(self) -> None:
+        """Report this stage's counts when they changed (it is their only writer)."""
+        skipped = self._skipped_before + sum(_skipped(cut) for cut in self.cuts)
+        counts = dataclasses.replace(self.counts, markers_skipped=skipped,
+                                     unit_doubt=self._unit.verdict or "")
+        if counts != self._reported:
+            self.hub.report(counts)
+            self._reported = counts
+        self.counts = counts
+
+
+def _skipped(cut: _Cut) -> int:
+    """Markers whose window this cut's scheduler could not cut (sliding ones skip none)."""
+    return getattr(cut.scheduler, "n_skipped", 0)

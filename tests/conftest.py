@@ -2,11 +2,20 @@
 
 Loopback-only LSL and offscreen Qt are set before anything imports them (liblsl reads its
 configuration once). The parity checkpoints, the engines loaded from them and the
-preprocessed bundled recording are shared as fixtures, so no test file builds its own
+preprocessed bundled recordings are shared as fixtures, so no test file builds its own
 copy of them; what is not a fixture (timing rules, the parity cases) is in ``helpers``.
+
+Everything a run writes stays in one scratch folder made for it (``pytest_configure``) and
+removed at its end: the engine cache (``NEURORVQ_CACHE_DIR``), the per-user caches that
+platformdirs and matplotlib would otherwise fill (``XDG_CACHE_HOME``, ``MPLCONFIGDIR``), and
+the expensive fixtures that every pytest-xdist worker needs (``helpers.computed_once``).
+Workers inherit the folder through the environment, so they share one engine cache and
+compute each shared fixture once between them.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +23,46 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LSLAPICFG", str(REPO / "streamer" / "lsl_api_loopback.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+SCRATCH_ENV = "NEURORVQ_TEST_SCRATCH"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or a run without xdist) makes the run's scratch folder."""
+    if hasattr(config, "workerinput") or SCRATCH_ENV in os.environ:
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="neurorvq-tests-"))
+    config.stash[_SCRATCH] = scratch
+    os.environ[SCRATCH_ENV] = str(scratch)
+    os.environ["NEURORVQ_CACHE_DIR"] = str(scratch / "engines")
+    os.environ["XDG_CACHE_HOME"] = str(scratch / "cache")
+    os.environ["MPLCONFIGDIR"] = str(scratch / "matplotlib")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    scratch = config.stash.get(_SCRATCH, None)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        del os.environ[SCRATCH_ENV]
+
+
+_SCRATCH = pytest.StashKey[Path]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module whose tests share a module-scoped fixture on one xdist worker.
+
+    Such fixtures are expensive by design (a live recording, a calibration, fitted
+    decoders); spread over workers, each would build its own copy (``--dist loadgroup``
+    in ``scripts/test.sh`` honours the group).
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        module = item.nodeid.split("::")[0]
+        shared = info is not None and any(
+            d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(module))
+
 
 @pytest.fixture(scope="session")
 def repo() -> Path:
@@ -55,9 +104,17 @@ def clf(parity_classifier: Path):
 @pytest.fixture(scope="session")
 def s01():
     """sub-s01 through the live preprocessing and BioSemi -> NeuroRVQ position mapping."""
-    from neurorvq_stream.training import load_preprocessed
+    from helpers import preprocessed
 
-    return load_preprocessed("s01")
+    return preprocessed("s01")
+
+
+@pytest.fixture(scope="session")
+def s02():
+    """sub-s02 (held out) through the live preprocessing and position mapping."""
+    from helpers import preprocessed
+
+    return preprocessed("s02")
 
 
 @pytest.fixture(scope="session")

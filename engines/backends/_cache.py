@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from filelock import FileLock
+
 logger = logging.getLogger(__name__)
 
 METADATA = "metadata.json"
@@ -150,31 +152,33 @@ class EngineCache:
         metadata (e.g. TensorRT/GPU versions, profiles) stored beside the key.
         """
         folder = self.entry(key)
-        reason = self.why_stale(key)
-        if reason is None:
+        if self.why_stale(key) is None:
             logger.info("Engine cache hit: %s", folder)
             return folder
-        if folder.exists():
-            logger.warning("Rebuilding %s: %s.", folder, reason)
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            extra = build(tmp) or {}
-            artifacts = {
-                p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()
-            }
-            if not artifacts:
-                raise RuntimeError(f"Building cache entry {folder.name} wrote no files.")
-            meta = {"key": key.as_json(), "artifacts": artifacts, **extra}
-            (tmp / METADATA).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-            shutil.rmtree(folder, ignore_errors=True)
-            try:
-                tmp.rename(folder)
-            except OSError:
-                # Another process finished the same entry first: use it if it is valid.
-                if self.why_stale(key) is not None:
-                    raise
-        finally:
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Processes sharing the cache (two pipelines, parallel test workers) build an entry
+        # one at a time: the second finds the first's and never replaces a folder in use.
+        with FileLock(str(folder) + ".lock"):
+            reason = self.why_stale(key)
+            if reason is None:
+                return folder
+            if folder.exists():
+                logger.warning("Rebuilding %s: %s.", folder, reason)
+            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            try:
+                extra = build(tmp) or {}
+                artifacts = {
+                    p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()
+                }
+                if not artifacts:
+                    raise RuntimeError(f"Building cache entry {folder.name} wrote no files.")
+                meta = {"key": key.as_json(), "artifacts": artifacts, **extra}
+                (tmp / METADATA).write_text(
+                    json.dumps(meta, indent=1, sort_keys=True, default=str))
+                shutil.rmtree(folder, ignore_errors=True)
+                tmp.rename(folder)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return folder

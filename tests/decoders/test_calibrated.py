@@ -60,15 +60,15 @@ def test_gate_tells_eeg_from_uncorrelated_channels(checker_epochs):
 
 
 @pytest.mark.parametrize("which", ["default classifier", "NeuroRVQ head"])
-def test_shipped_classifiers_say_nothing_on_noise_and_decode_held_out_epochs(which):
+def test_shipped_classifiers_say_nothing_on_noise_and_decode_held_out_epochs(which, s02):
     """Both shipped checker classifiers: prior on noise, confident on sub-s02's epochs."""
     from neurorvq_stream.decoders import default_decoder, load_decoder
     from neurorvq_stream.engines import shipped_model
-    from neurorvq_stream.training import CHECKER_CLASSES, load_preprocessed, marker_epochs
+    from neurorvq_stream.training import CHECKER_CLASSES, marker_epochs
 
     path = default_decoder() if which == "default classifier" else shipped_model("classifier")
     decoder = load_decoder(path)
-    held_out = load_preprocessed("s02")
+    held_out = s02
     x, y, _ = marker_epochs(held_out, CHECKER_CLASSES, offset=0.0, n_patches=1)
     x = x[:, [held_out.channels.index(c) for c in decoder.spec.channels]]
     noise = np.random.default_rng(3).normal(size=(20, *x.shape[1:])) * x.std(axis=(0, 2))[:, None]

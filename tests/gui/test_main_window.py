@@ -18,6 +18,8 @@ from neurorvq_stream.streamer import (
     bundled_recording,
     map_channels,
 )
+from neurorvq_stream.streamer._inlet import InletCounters
+from neurorvq_stream.streamer._results import RunInfo
 
 RATE = 200
 N_PATCHES = 4
@@ -75,9 +77,11 @@ def results(parity_tokenizer, parity_classifier) -> list[WindowResult]:
     return out
 
 
-def fill(results: list[WindowResult], **status) -> ResultHub:
+def fill(results: list[WindowResult], stream_name: str = "", source_rate: float = 0.0,
+         stream_state: str = "starting") -> ResultHub:
     hub = ResultHub()
-    hub.update_status(**status)
+    hub.report(RunInfo(stream_name=stream_name, source_rate=source_rate))
+    hub.report(InletCounters(state=stream_state))
     for result in results:
         hub.publish(result)
     return hub
@@ -184,7 +188,7 @@ def test_controls_change_what_is_drawn(qapp, results, tmp_path):
         hub.publish(result)
     assert window.refresh() is False
     np.testing.assert_array_equal(window.signals.signal_curve.yData, frozen)
-    hub.update_status(stream_state="stalled", stalls=1)  # no new window, paused: still shown
+    hub.report(InletCounters(state="stalled", stalls=1))  # no new window, paused: still shown
     window.refresh()
     assert "stalled" in window.status.summary.text()
     window.set_paused(False)

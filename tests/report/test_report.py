@@ -13,12 +13,12 @@ import uuid
 import matplotlib.image
 import numpy as np
 import pytest
-from helpers import wait_until
+from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 from sklearn.metrics import balanced_accuracy_score
 
 from neurorvq_stream.engines import shipped_model
 from neurorvq_stream.report import FIGURES, load_session, make_report
-from neurorvq_stream.report._figures import Budgets, score_predictions, token_usage
+from neurorvq_stream.report._figures import Budgets, score_decisions, token_usage
 from neurorvq_stream.report._report import figure_makers
 from neurorvq_stream.streamer import Pipeline, Player, bundled_recording, load_recording
 from neurorvq_stream.streamer._config import RunConfig
@@ -35,7 +35,7 @@ def recording(tmp_path_factory):
                             tmax=20.0 + SECONDS)
     player = Player(replay, name=name, chunk_seconds=0.02)
     config = RunConfig.from_dict({
-        "stream": {"name": name, "resolve_timeout": 5.0},
+        "stream": {"name": name, "resolve_timeout": EVENTUALLY_S},
         "markers": {"name": f"{name}-Markers", "labels": ["checker-left", "checker-right"]},
         "windows": {"mode": "markers", "n_patches": 1, "marker_offset": 0.0,
                     "marker_length": 1},
@@ -48,7 +48,7 @@ def recording(tmp_path_factory):
     })
     path = tmp_path_factory.mktemp("report") / "session.xdf"
     queries = [StreamQuery(source_id=f"{name}-out-{kind}")
-               for kind in ("predictions", "tokens", "reconstruction", "metrics")]
+               for kind in ("predictions", "decisions", "tokens", "reconstruction", "metrics")]
     queries += [StreamQuery(source_id=player.source_id),
                 StreamQuery(source_id=f"{player.source_id}-markers")]
     pipe = Pipeline(config).start()
@@ -79,12 +79,21 @@ def test_session_finds_the_pipeline_streams_by_type_and_metadata(recording):
     assert session.tokens.layout["n_patches"] == "1"
     assert session.window_seconds == 1.0
     assert session.meta["source_stream"] == session.eeg.name
-    # Scoring against markers agrees with scikit-learn and reaches every checker window.
-    scored = score_predictions(session)
+    # Every checker trial is scored from its own decision (which names its marker), and the
+    # scorer agrees with scikit-learn.
+    scorer, times = score_decisions(session)
     n_checker = sum(label.startswith("checker") for _, label in replay.events)
-    assert len(scored.times) == len(session.predictions.times) == n_checker
-    assert scored.running_balanced_accuracy(2)[-1] == pytest.approx(
-        balanced_accuracy_score(scored.y_true, scored.y_pred))
+    assert len(scorer.trials) == len(times) == len(session.predictions.times) == n_checker
+    np.testing.assert_allclose(times, session.predictions.times, atol=CLOCK_SYNC_S)
+    recorded_markers = [t for t, m in session.markers if m.startswith("checker")]
+    np.testing.assert_allclose([t.marker_time for t in scorer.trials], recorded_markers,
+                               atol=CLOCK_SYNC_S)
+    np.testing.assert_allclose(np.stack([t.probabilities for t in scorer.trials]),
+                               session.predictions.data, atol=1e-6)
+    truth = [t.truth for t in scorer.decided]
+    decided = [scorer.class_names.index(t.decision) for t in scorer.decided]
+    assert scorer.coverage() == 1.0
+    assert scorer.balanced_accuracy() == pytest.approx(balanced_accuracy_score(truth, decided))
     distinct, perplexity, n = token_usage(session.tokens)
     assert n == status.windows_done and distinct.shape == (4, 8)
     assert np.all(distinct >= 1) and np.all(perplexity <= distinct + 1e-9)

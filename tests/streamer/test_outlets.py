@@ -9,11 +9,17 @@ import pytest
 from helpers import EVENTUALLY_S, wait_until
 
 from neurorvq_stream.decoders import WindowSpec, load_decoder
+from neurorvq_stream.streamer._inlet import InletCounters
 from neurorvq_stream.streamer._lsl import find_streams, read_channels
 from neurorvq_stream.streamer._models import BoundDecoder
 from neurorvq_stream.streamer._outlets import OutletIdentity, ResultOutlets, metrics_labels
 from neurorvq_stream.streamer._quality import ChannelFlag
-from neurorvq_stream.streamer._results import PipelineStatus, WindowResult
+from neurorvq_stream.streamer._results import (
+    InferenceCounts,
+    PipelineStatus,
+    ProcessingCounts,
+    WindowResult,
+)
 
 CHANNELS = ("fp1", "cz", "o2")
 N_PATCHES, HOP = 2, 100
@@ -75,14 +81,15 @@ def test_each_outlet_carries_the_window_time_and_its_layout(classifier):
         latency={"inference": 12.5, "end_to_end": 20.0}, flags=flags,
     )
     outlets.push(result)
-    status = PipelineStatus(windows_done=8, windows_dropped=2, measured_rate=250.0,
-                            flag_counts=(("nonfinite", 1), ("clipped", 1), ("flat", 1)))
+    status = PipelineStatus(stream=InletCounters(measured_rate=250.0),
+                            processing=ProcessingCounts(windows_replaced=2),
+                            inference=InferenceCounts(windows_done=8))
     outlets.push_metrics(result, status)
 
     probs, t = _pull_all(inlets["Predictions"], 1)
     np.testing.assert_allclose(probs[0], [0.1, 0.2, 0.3, 0.4])
     np.testing.assert_allclose(t, [result.t_last], atol=EXACT_S)
-    pinfo = inlets["Predictions"].info(timeout=2.0)
+    pinfo = inlets["Predictions"].info(timeout=EVENTUALLY_S)
     assert [c.label for c in read_channels(pinfo)] == [f"class{k}" for k in range(4)]
     run = pinfo.desc().child("neurorvq")
     assert run.child_value("engine") == "pytorch-cpu"
@@ -95,7 +102,7 @@ def test_each_outlet_carries_the_window_time_and_its_layout(classifier):
     np.testing.assert_array_equal(tokens[2, 5, 1, 0], result.tokens[2, 5, 1 * N_PATCHES + 0])
     np.testing.assert_array_equal(tokens.reshape(4, 8, -1), result.tokens)
     np.testing.assert_allclose(t, [result.t_last], atol=EXACT_S)
-    layout = inlets["Tokens"].info(timeout=2.0).desc().child("layout")
+    layout = inlets["Tokens"].info(timeout=EVENTUALLY_S).desc().child("layout")
     assert layout.child_value("channels") == ",".join(CHANNELS)
     assert (layout.child_value("n_branches"), layout.child_value("n_levels")) == ("4", "8")
 
@@ -103,13 +110,13 @@ def test_each_outlet_carries_the_window_time_and_its_layout(classifier):
     np.testing.assert_allclose(rec, result.reconstruction[:, -HOP:].T)
     np.testing.assert_allclose(t[-1], result.t_last, atol=EXACT_S)
     np.testing.assert_allclose(np.diff(t), 1 / 200, atol=EXACT_S)
-    rinfo = inlets["Reconstruction"].info(timeout=2.0)
+    rinfo = inlets["Reconstruction"].info(timeout=EVENTUALLY_S)
     assert rinfo.type() == "Reconstruction"
     assert [(c.label, c.unit) for c in read_channels(rinfo)] == [
         (c, "microvolts") for c in CHANNELS]
 
     metrics, t = _pull_all(inlets["Metrics"], 1)
-    minfo = inlets["Metrics"].info(timeout=2.0)
+    minfo = inlets["Metrics"].info(timeout=EVENTUALLY_S)
     labels = [c.label for c in read_channels(minfo)]
     assert labels == metrics_labels(CHANNELS)
     row = dict(zip(labels, metrics[0], strict=True))

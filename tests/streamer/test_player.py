@@ -199,8 +199,8 @@ def test_play_reports_a_bad_file_in_one_line_and_warns_on_a_truncated_one(tmp_pa
 def _replay(recording, name: str) -> tuple[np.ndarray, list[tuple[float, str]]]:
     """Stream ``recording`` at SPEED and read it back live: samples and markers."""
     player = Player(recording, name=name, speed=SPEED)
-    inlet = EEGInlet(name=name, resolve_timeout=3.0)
-    markers = MarkerInlet(name=f"{name}-Markers", resolve_timeout=3.0)
+    inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S)
+    markers = MarkerInlet(name=f"{name}-Markers", resolve_timeout=EVENTUALLY_S)
     markers.open()
     inlet.open()
     player.start()

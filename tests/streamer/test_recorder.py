@@ -210,7 +210,7 @@ def test_pipeline_outputs_in_the_file_equal_those_read_live(tmp_path):
     player = Player(Recording(data, RATE, [ChannelInfo(c, "microvolts", "EEG") for c in labels],
                               events), name=name, chunk_seconds=0.02)
     config = RunConfig.from_dict({
-        "stream": {"name": name, "resolve_timeout": 3.0, "stall_timeout": 1.0},
+        "stream": {"name": name, "resolve_timeout": EVENTUALLY_S, "stall_timeout": 5.0},
         "markers": {"name": f"{name}-Markers"},
         "windows": {"n_patches": 1, "hop": 0.5},
         "models": {"tokenizer": str(PARITY_DIR / "tokenizer.pt"),
@@ -224,9 +224,9 @@ def test_pipeline_outputs_in_the_file_equal_those_read_live(tmp_path):
                ("predictions", "tokens", "reconstruction", "metrics")]
     live = {}
     for source_id in outputs:
-        (info,) = pylsl.resolve_byprop("source_id", source_id, timeout=3.0)
+        (info,) = pylsl.resolve_byprop("source_id", source_id, timeout=EVENTUALLY_S)
         live[source_id] = pylsl.StreamInlet(info, max_buflen=60)
-        live[source_id].open_stream(timeout=3.0)
+        live[source_id].open_stream(timeout=EVENTUALLY_S)
     queries = [StreamQuery(source_id=i) for i in (player.source_id, f"{player.source_id}-markers",
                                                   *outputs)]
     path = tmp_path / "pipeline.xdf"

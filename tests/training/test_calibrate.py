@@ -7,6 +7,7 @@ import uuid
 import mne
 import numpy as np
 import pytest
+from helpers import EVENTUALLY_S
 
 from neurorvq_stream.cli import main
 from neurorvq_stream.decoders import CLASSICAL_KINDS, load_decoder
@@ -34,7 +35,8 @@ def recording_file(s01, tmp_path_factory):
 
 def _config(name: str = "unused") -> RunConfig:
     return RunConfig.from_dict({
-        "stream": {"name": name}, "markers": {"name": f"{name}-Markers"},
+        "stream": {"name": name, "resolve_timeout": EVENTUALLY_S},
+        "markers": {"name": f"{name}-Markers"},
         "mapping": {"montage": "biosemi128"},
         "windows": {"mode": "markers", "marker_offset": 0.0, "n_patches": 1}})
 

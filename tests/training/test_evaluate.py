@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from helpers import SMALL_CHANNELS
 
-from neurorvq_stream.training import load_preprocessed, marker_epochs
+from neurorvq_stream.training import marker_epochs
 from neurorvq_stream.training._decoder_set import LabelledEpochs
 from neurorvq_stream.training._scoring import (
     BEST_CLASSICAL,
@@ -17,9 +17,8 @@ from neurorvq_stream.training.evaluate import TASKS
 
 
 @pytest.fixture(scope="module")
-def epochs(s01, checker_epochs):
+def epochs(s02, checker_epochs):
     """Every third checker epoch of both subjects on the small channel set."""
-    s02 = load_preprocessed("s02")
     x2, y2, _ = marker_epochs(s02, checker_epochs.class_names)
     x2 = x2[:, [s02.channels.index(c) for c in SMALL_CHANNELS]]
     e = checker_epochs
