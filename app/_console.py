@@ -15,9 +15,19 @@ import numpy as np
 
 from neurorvq_stream.streamer import PipelineStatus, ResultHub
 
+#: Columns of the first screen (what a run prints before its status line), so that it reads
+#: in any terminal; longer lines end in "..." (``--verbose`` prints the full texts).
+WIDTH = 120
+
 #: Latency stages in the summary table, in data-flow order.
 SUMMARY_STAGES = ("preprocess", "wait", "tokenize", "reconstruct", "classify", "inference",
                   "end_to_end")
+
+
+def fit(text: str, width: int = WIDTH) -> str:
+    """``text`` with every line cut to ``width`` characters, a cut one ending in '...'."""
+    return "\n".join(line if len(line) <= width else line[:width - 3] + "..."
+                     for line in text.splitlines())
 
 
 def wait_while(alive: Callable[[], bool], duration: float | None,
