@@ -7,7 +7,9 @@ the newest window and stream-level doubts (rate, unit).
 
 from __future__ import annotations
 
+import logging
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 
@@ -28,6 +30,15 @@ def fit(text: str, width: int = WIDTH) -> str:
     """``text`` with every line cut to ``width`` characters, a cut one ending in '...'."""
     return "\n".join(line if len(line) <= width else line[:width - 3] + "..."
                      for line in text.splitlines())
+
+
+class WrappingFormatter(logging.Formatter):
+    """Log lines wrapped at :data:`WIDTH` columns, whole: a warning on the first screen is
+    never cut (continuation lines are indented)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(textwrap.fill(line, WIDTH, subsequent_indent="  ") or line
+                         for line in super().format(record).splitlines())
 
 
 def wait_while(alive: Callable[[], bool], duration: float | None,
