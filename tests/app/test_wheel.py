@@ -61,6 +61,7 @@ def test_every_third_party_import_is_declared():
 
 def test_a_folder_imported_by_its_own_name_is_refused():
     probe = ("import importlib, sys\n"
+             f"sys.path.insert(0, {str(REPO)!r})  # as from the repository root\n"
              "for folder in sys.argv[1:]:\n"
              "    try:\n"
              "        importlib.import_module(folder)\n"
