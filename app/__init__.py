@@ -16,4 +16,8 @@ Import layout (one installed package, built from the repository's top-level fold
 Importing this package imports nothing else, so ``neurorvq-stream --help`` stays fast.
 """
 
+if __name__ != "neurorvq_stream":  # by its folder name it would be a second copy
+    raise ImportError(f"Import neurorvq_stream, not the folder {__name__!r}: the folders "
+                      "are parts of one package (pip install -e . installs it).")
+
 __version__ = "0.2.0"

@@ -7,7 +7,9 @@ the newest window and stream-level doubts (rate, unit).
 
 from __future__ import annotations
 
+import logging
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 
@@ -15,9 +17,28 @@ import numpy as np
 
 from neurorvq_stream.streamer import PipelineStatus, ResultHub
 
+#: Columns of the first screen (what a run prints before its status line), so that it reads
+#: in any terminal; longer lines end in "..." (``--verbose`` prints the full texts).
+WIDTH = 120
+
 #: Latency stages in the summary table, in data-flow order.
 SUMMARY_STAGES = ("preprocess", "wait", "tokenize", "reconstruct", "classify", "inference",
                   "end_to_end")
+
+
+def fit(text: str, width: int = WIDTH) -> str:
+    """``text`` with every line cut to ``width`` characters, a cut one ending in '...'."""
+    return "\n".join(line if len(line) <= width else line[:width - 3] + "..."
+                     for line in text.splitlines())
+
+
+class WrappingFormatter(logging.Formatter):
+    """Log lines wrapped at :data:`WIDTH` columns, whole: a warning on the first screen is
+    never cut (continuation lines are indented)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(textwrap.fill(line, WIDTH, subsequent_indent="  ") or line
+                         for line in super().format(record).splitlines())
 
 
 def wait_while(alive: Callable[[], bool], duration: float | None,

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     player.start()
     config = config_from(args, **{"stream.name": name, "markers.name": f"{name}-Markers"})
     try:
-        return run_pipeline(config, args.headless, args.duration, args.screenshot)
+        return run_pipeline(config, args.headless, args.duration, args.screenshot,
+                            verbose=args.verbose)
     finally:
         player.stop()

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from ._console import print_status_lines, summary
+from ._console import fit, print_status_lines, summary
 from ._options import (
     add_model_options,
     add_run_options,
@@ -16,7 +16,7 @@ from ._options import (
 )
 
 if TYPE_CHECKING:
-    from neurorvq_stream.streamer import RunConfig
+    from neurorvq_stream.streamer import Pipeline, RunConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,26 @@ def run(args: argparse.Namespace) -> int:
         print("No stream chosen: pick one with `neurorvq-stream run --stream NAME` "
               "(or --source-id ID, or stream.name in --config).")
         return 2
-    return run_pipeline(config, args.headless, args.duration)
+    return run_pipeline(config, args.headless, args.duration, verbose=args.verbose)
+
+
+def first_screen(pipeline: Pipeline, verbose: bool) -> str:
+    """The started pipeline in a few lines of at most ``_console.WIDTH`` characters: the mapping
+    in counts, the engine in one line, the outlets; ``verbose`` gives the full texts."""
+    lines = []
+    if pipeline.mapping is not None:
+        lines.append(pipeline.mapping.describe() if verbose else pipeline.mapping.summary())
+    if pipeline.models is not None:
+        models = pipeline.models
+        lines.append(f"Engine: {models.describe() if verbose else models.headline()}")
+    if pipeline.outlets is not None:
+        prefix = f"{pipeline.outlets.identity.name}-"
+        kinds = ", ".join(name.removeprefix(prefix) for name in pipeline.outlets.names)
+        lines.append(f"Outlets: {prefix}{{{kinds}}}")
+    if verbose:
+        return "\n".join(lines)
+    lines.append("(neurorvq-stream --verbose ... adds the channel table and the engine's choices)")
+    return fit("\n".join(lines))
 
 
 def has_screen() -> bool:
@@ -47,23 +66,21 @@ def has_screen() -> bool:
 
 
 def run_pipeline(config: RunConfig, headless: bool, duration: float | None,
-                 screenshot: str | None = None) -> int:
+                 screenshot: str | None = None, verbose: bool = False) -> int:
     """Start the pipeline, show it until ``duration`` or Ctrl-C, print the summary.
 
+    Before the status line it prints a first screen that fits a terminal; ``verbose`` adds
+    the channel mapping table and the engine's full description.
     Returns 1 when a pipeline thread died during the run (the summary names it), else 0.
     """
     from neurorvq_stream.streamer import Pipeline, ResultHub
 
     hub = ResultHub()
     pipeline = Pipeline(config, hub)
-    print(f"Starting on stream {config.stream.name or config.stream.source_id!r} ...")
+    print(fit(f"Starting on stream {config.stream.name or config.stream.source_id!r} ..."))
     pipeline.start()
     try:
-        if pipeline.mapping is not None:
-            print(pipeline.mapping.describe())
-        print(f"Engine: {hub.status().engine}")
-        if pipeline.outlets is not None:
-            print("Outlets: " + ", ".join(pipeline.outlets.names))
+        print(first_screen(pipeline, verbose))
         if screenshot is not None or (not headless and has_screen()):
             from neurorvq_stream.gui import run_display  # offscreen by itself for a screenshot
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from neurorvq_stream import __version__
 
 from . import _build, _calibrate, _demo, _list, _play, _report, _run
+from ._console import WrappingFormatter
 
 #: Command modules, in the order ``--help`` lists them; each has ``add_parser(sub)``.
 COMMANDS = (_list, _play, _run, _demo, _calibrate, _report, _build)
@@ -46,8 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; a user error becomes one line on stderr and exit status 2."""
     verbose = getattr(args, "verbose", False)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    console = logging.StreamHandler()
+    log_format = "%(levelname)s %(name)s: %(message)s"
+    console.setFormatter(logging.Formatter(log_format) if verbose
+                         else WrappingFormatter(log_format))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[console])
     try:
         return int(handler(args))
     except KeyboardInterrupt:

@@ -10,6 +10,10 @@ Layer: above ``engines``, below ``streamer``; it imports neither ``streamer`` no
 ``training`` (fitting the NeuroRVQ heads and cross-validating lives in ``training``).
 """
 
+if __name__ != "neurorvq_stream.decoders":  # by its folder name it would be a second copy
+    raise ImportError(f"Import neurorvq_stream.decoders, not the folder {__name__!r}: the folders "
+                      "are parts of one package (pip install -e . installs it).")
+
 from ._calibrated import (
     CalibratedModel,
     TemperatureScaling,

@@ -4,6 +4,10 @@
     make_report("session.xdf", "session.html")
 """
 
+if __name__ != "neurorvq_stream.report":  # by its folder name it would be a second copy
+    raise ImportError(f"Import neurorvq_stream.report, not the folder {__name__!r}: the folders "
+                      "are parts of one package (pip install -e . installs it).")
+
 from ._report import FIGURES, make_report
 from ._session import Session, Stream, load_session
 

@@ -2,7 +2,8 @@
 
 Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state), so reports can
 be made from threads and tests without a display. Time axes are seconds since the first
-EEG sample of the recording.
+EEG sample of the recording. What the pipeline counted and flagged is shown as its Metrics
+stream published it, never detected again here by other rules.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from neurorvq_stream.decoders import TrialScorer
@@ -20,10 +23,18 @@ from neurorvq_stream.streamer import read_decision
 
 from ._session import Session, Stream
 
-#: A sample interval this many times the nominal one counts as a gap (the pipeline's own
-#: default tolerance is about the same: one missing sample is a gap).
-GAP_FACTOR = 1.5
-FLAG_STATES = ("ok", "flat", "non-finite", "over clip")
+#: The pipeline's counters in the stream health figure: one small axes per group
+#: (its y label, its Metrics channels), so that a few large counts do not flatten the rest.
+COUNTER_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("samples lost", ("samples_lost",)),
+    ("gaps, stalls,\nfailed threads", ("gaps", "stalls", "failed_threads")),
+    ("windows", ("windows_dropped", "windows_rejected", "deadline_misses", "inference_errors")),
+    ("markers", ("markers_skipped",)),
+)
+#: Colours of the flag kinds, in their bit order; red is kept for the loss bands.
+FLAG_COLORS = ("tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
+#: Counters whose step up means that samples did not reach the pipeline.
+LOSS_COUNTERS = ("gaps", "samples_lost", "stalls")
 
 
 @dataclass(frozen=True)
@@ -47,82 +58,153 @@ def _empty(fig: Figure, message: str) -> Figure:
     return fig
 
 
-def gaps(eeg: Stream) -> np.ndarray:
-    """``(k, 2)`` start/end LSL times of every gap in a regular-rate stream."""
-    dt = np.diff(eeg.times)
-    at = np.flatnonzero(dt > GAP_FACTOR / eeg.srate)
-    return np.column_stack([eeg.times[at], eeg.times[at + 1]])
+def _legend_outside(ax: Axes, **kwargs: object) -> None:
+    """The legend right of the axes, where it hides no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0,
+              **kwargs)
 
 
-def _unit_scales(eeg: Stream) -> np.ndarray:
-    """Factors to microvolts per channel; 1 where the unit is missing or unknown."""
-    from neurorvq_stream.streamer import unit_scale
+def counter_steps(metrics: Stream, label: str, since: float) -> np.ndarray:
+    """``(k, 3)`` start, end and increase of each step up of the cumulative counter ``label``.
 
-    return np.asarray([unit_scale(unit) or 1.0 for unit in eeg.units])
-
-
-def channel_flags(eeg: Stream, bin_s: float, clip_uv: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per ``bin_s`` and channel: 0 ok, 1 flat, 2 non-finite, 3 beyond ``clip_uv``."""
-    t = eeg.times - eeg.times[0]
-    edges = np.arange(0.0, t[-1] + bin_s, bin_s)
-    starts = np.searchsorted(t, edges[:-1])
-    x = eeg.data.astype(float) * _unit_scales(eeg)
-    finite = np.isfinite(x)
-    safe = np.where(finite, x, 0.0)
-    nonfinite = np.add.reduceat(~finite, starts, axis=0) > 0
-    ptp = np.maximum.reduceat(safe, starts, axis=0) - np.minimum.reduceat(safe, starts, axis=0)
-    big = np.maximum.reduceat(np.abs(safe), starts, axis=0) > clip_uv
-    empty = np.diff(np.append(starts, len(t))) == 0
-    flags = np.where(nonfinite, 2, np.where(ptp < 1e-6, 1, np.where(big, 3, 0)))
-    flags[empty] = 0
-    return edges, flags.T
+    The pipeline publishes its counters with every Metrics sample, so a step is known to
+    lie between two samples (the first one between ``since`` and the first sample, counted
+    from 0). Empty when the stream has no such channel.
+    """
+    values = metrics.channel(label)
+    if values is None or not len(values):
+        return np.empty((0, 3))
+    v = np.concatenate([[0.0], np.nan_to_num(values.astype(float))])
+    t = np.concatenate([[since], metrics.times])
+    up = np.flatnonzero(np.diff(v) > 0)
+    return np.column_stack([t[up], t[up + 1], v[up + 1] - v[up]])
 
 
-def stream_health(session: Session, clip_uv: float = 500.0) -> tuple[Figure, str]:
-    """Samples received per second with the gaps, pipeline counters, flagged channels."""
-    fig = Figure(figsize=(10, 8), layout="constrained")
+def window_flags(metrics: Stream) -> tuple[list[str], np.ndarray]:
+    """Channels and their published per-window flag bitmasks ``(n_windows, C)``."""
+    channels = [lab.removeprefix("flags_") for lab in metrics.labels if lab.startswith("flags_")]
+    bits = np.zeros((len(metrics.times), len(channels)), dtype=np.int64)
+    for k, channel in enumerate(channels):
+        bits[:, k] = np.nan_to_num(metrics.channel(f"flags_{channel}").astype(float))
+    return channels, bits
+
+
+def first_flag(bits: np.ndarray, flag_bits: dict[str, int]) -> np.ndarray:
+    """0 where no flag is set, else 1 + the position in ``flag_bits`` of the first one set."""
+    first = np.zeros(bits.shape, dtype=int)
+    for k, bit in reversed(list(enumerate(flag_bits.values()))):
+        first[(bits & bit) != 0] = k + 1
+    return first
+
+
+def _final(metrics: Stream, label: str) -> int | None:
+    values = metrics.channel(label)
+    return int(np.nan_to_num(values[-1])) if values is not None and len(values) else None
+
+
+def _draw_rate(ax: Axes, session: Session) -> float:
+    """Samples recorded per bin and the pipeline's measured rate, in % of nominal."""
+    eeg, metrics, t0 = session.eeg, session.metrics, session.t0
+    span = eeg.times[-1] - t0
+    bin_s = max(1.0, float(np.ceil(span / 600)))
+    edges = np.arange(0.0, span + bin_s, bin_s)
+    counts, _ = np.histogram(eeg.times - t0, edges)
+    ax.stairs(100 * counts / (bin_s * eeg.srate), edges, color="tab:blue", baseline=None,
+              label=f"recorded per {bin_s:g} s")
+    rate = metrics.channel("measured_rate_hz") if metrics is not None else None
+    if rate is not None:
+        ax.step(metrics.times - t0, 100 * rate.astype(float) / eeg.srate, where="post",
+                color="tab:orange", label="pipeline's measured rate")
+    ax.set_ylim(0, max(110.0, ax.get_ylim()[1]))
+    ax.set_ylabel("EEG rate\n(% of nominal)")
+    ax.set_title(f"{eeg.name}: {eeg.data.shape[1]} ch @ {eeg.srate:g} Hz")
+    _legend_outside(ax)
+    return bin_s
+
+
+def _draw_flags(ax: Axes, session: Session) -> tuple[list[str], np.ndarray, list[str]]:
+    """The published flags per window (a cell ends at its window's last sample)."""
+    from matplotlib.colors import ListedColormap
+
+    metrics = session.metrics
+    order = np.argsort(metrics.times, kind="stable")
+    t = metrics.times[order] - session.t0
+    channels, bits = window_flags(metrics)
+    bits = bits[order]
+    kinds = metrics.flag_bits or {"flagged (bits not described)": -1}
+    if not channels:
+        ax.text(0.5, 0.5, "no flags_<channel> channel published", ha="center",
+                transform=ax.transAxes)
+        return channels, bits, list(kinds)
+    # cells [max(previous window's end, end - window length), end]; no window: left blank
+    start = np.maximum(t - session.window_seconds, np.concatenate([[-np.inf], t[:-1]]))
+    edges = np.column_stack([start, t]).ravel()
+    cells = np.full((len(channels), 2 * len(t) - 1), np.nan)
+    cells[:, ::2] = first_flag(bits, kinds).T
+    colors = ["#e6e6e6", *(FLAG_COLORS[k % len(FLAG_COLORS)] for k in range(len(kinds)))]
+    ax.pcolormesh(edges, np.arange(len(channels) + 1) - 0.5, np.ma.masked_invalid(cells),
+                  cmap=ListedColormap(colors), vmin=-0.5, vmax=len(kinds) + 0.5)
+    ax.set_ylim(len(channels) - 0.5, -0.5)
+    step = -(-len(channels) // 25)  # at most 25 names on the axis
+    ax.set_yticks(range(0, len(channels), step), channels[::step], fontsize=6)
+    ax.set_ylabel("channel")
+    handles = [Patch(color=c, label=name) for c, name in zip(colors, ["ok", *kinds], strict=True)]
+    _legend_outside(ax, handles=handles, title="flag")
+    return channels, bits, list(kinds)
+
+
+def stream_health(session: Session) -> tuple[Figure, str]:
+    """Stream health as the pipeline published it: rate, loss and window counters, flags.
+
+    Nothing is detected again here: gaps, lost samples and stalls are the pipeline's own
+    counters stepping up between two Metrics samples, and the channel flags are its
+    ``flags_<channel>`` bitmasks, one per window.
+    """
+    fig = Figure(figsize=(10, 10), layout="constrained")
     eeg, metrics = session.eeg, session.metrics
     if eeg is None or len(eeg.times) < 2:
         return _empty(fig, "The recording holds no EEG stream."), "No EEG stream recorded."
+    if metrics is None or not len(metrics.times):
+        bin_s = _draw_rate(fig.add_subplot(), session)
+        return fig, (f"{len(eeg.times)} EEG samples recorded (per {bin_s:g} s, % of nominal). "
+                     "No metrics stream recorded: no counters or flags to show.")
+    groups = [(ylabel, [lab for lab in labels if lab in metrics.labels])
+              for ylabel, labels in COUNTER_GROUPS]
+    groups = [(ylabel, labels) for ylabel, labels in groups if labels]
+    axes = fig.subplots(len(groups) + 2, 1, sharex=True,
+                        height_ratios=[1.2, *([0.7] * len(groups)), 2.4])
     t0 = session.t0
-    ax_rate, ax_count, ax_flags = fig.subplots(3, 1, sharex=True, height_ratios=[1, 1, 1.6])
-    bin_s = max(1.0, float(np.ceil((eeg.times[-1] - t0) / 600)))
-    edges, flags = channel_flags(eeg, bin_s, clip_uv)
-    counts, _ = np.histogram(eeg.times - t0, edges)
-    ax_rate.stairs(100 * counts / (bin_s * eeg.srate), edges, color="tab:blue")
-    ax_rate.set_ylabel("samples received\n(% of nominal)")
-    ax_rate.set_title(f"{eeg.name}: {eeg.data.shape[1]} ch @ {eeg.srate:g} Hz")
-    found = gaps(eeg)
-    for a, b in found - t0:
-        for ax in (ax_rate, ax_count, ax_flags):
-            ax.axvspan(a, b, color="tab:red", alpha=0.3, lw=0)
-    if metrics is not None and len(metrics.times):
-        counters = [lab for lab in metrics.labels if not lab.startswith("latency_")
-                    and lab not in ("windows_done", "queue_depth")]
-        for label in counters:
-            ax_count.step(metrics.times - t0, metrics.channel(label), where="post", label=label)
-        ax_count.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax_count.set_ylim(bottom=-0.5)
-        ax_count.legend(fontsize=7, ncol=4, loc="upper left")
-    else:
-        ax_count.text(0.5, 0.5, "no metrics stream recorded", ha="center",
-                      transform=ax_count.transAxes)
-    ax_count.set_ylabel("pipeline counters\n(cumulative)")
-    from matplotlib.colors import ListedColormap
-
-    cmap = ListedColormap(["#f2f2f2", "tab:orange", "tab:red", "tab:purple"])
-    ax_flags.imshow(flags, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5,
-                    vmax=3.5, extent=(edges[0], edges[-1], flags.shape[0] - 0.5, -0.5))
-    ax_flags.set_ylabel("channel")
-    ax_flags.set_xlabel("time (s)")
-    handles = [ax_flags.scatter([], [], color=cmap(k), marker="s", label=s)
-               for k, s in enumerate(FLAG_STATES)]
-    ax_flags.legend(handles=handles, fontsize=7, ncol=4, loc="upper right")
-    flagged = int(np.any(flags > 0, axis=1).sum())
-    missing = float(np.sum(found[:, 1] - found[:, 0] - 1 / eeg.srate)) if len(found) else 0.0
-    caption = (f"{len(eeg.times)} samples over {eeg.times[-1] - t0:.1f} s; {len(found)} gap(s) "
-               f"(red, {missing:.2f} s missing); {flagged} of {flags.shape[0]} channels flagged "
-               f"flat, non-finite or beyond ±{clip_uv:g} µV in some {bin_s:g} s bin.")
+    bin_s = _draw_rate(axes[0], session)
+    for ax, (ylabel, labels) in zip(axes[1:-1], groups, strict=True):
+        for label in labels:
+            ax.step(metrics.times - t0, metrics.channel(label), where="post", label=label)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3))
+        top = max(1.0, *(np.nanmax(metrics.channel(label), initial=0.0) for label in labels))
+        ax.set_ylim(-0.05 * top, 1.1 * top)
+        ax.set_ylabel(ylabel)
+        _legend_outside(ax)
+    channels, bits, kinds = _draw_flags(axes[-1], session)
+    axes[-1].set_xlabel("time (s)")
+    losses = [counter_steps(metrics, label, t0) for label in LOSS_COUNTERS]
+    for a, b, _ in np.concatenate(losses) - [t0, t0, 0]:
+        for ax in axes:
+            ax.axvspan(a, b, color="tab:red", alpha=0.25, lw=0)
+    totals = {label: _final(metrics, label) for _, labels in COUNTER_GROUPS for label in labels}
+    said = ", ".join(f"{label.replace('_', ' ')} {n}" for label, n in totals.items()
+                     if n is not None)
+    per_kind = ", ".join(f"{name} {int(np.any(bits & bit, axis=0).sum())}"
+                         for name, bit in metrics.flag_bits.items())
+    flagged = int(np.any(bits != 0, axis=0).sum())
+    caption = (
+        f"{len(eeg.times)} EEG samples recorded over {eeg.times[-1] - t0:.1f} s (top, per "
+        f"{bin_s:g} s, with the rate the pipeline measured). The pipeline's counters as its "
+        f"Metrics stream published them with each of {len(metrics.times)} windows, cumulative "
+        f"since it started: {said or 'none recorded'}; red bands: between the two Metrics "
+        f"samples across which gaps, samples lost or stalls stepped up. Bottom: the quality "
+        f"flags it published per window and channel (flags_<channel> bitmasks, bits named in "
+        f"the stream's desc/flags: {', '.join(kinds)}; a cell with several flags shows the "
+        f"first listed; blank: no window): {flagged} of {len(channels)} channels flagged in "
+        f"some window{f' ({per_kind})' if per_kind else ''}.")
     return fig, caption
 
 
@@ -337,13 +419,13 @@ def reconstruction_examples(session: Session, n_examples: int = 3, n_channels: i
     are z-scored with the input's mean and SD, and the error is their difference in those
     units.
     """
-    from neurorvq_stream.streamer import Preprocessor
+    from neurorvq_stream.streamer import Preprocessor, unit_scale
 
     fig = Figure(figsize=(10, 1.7 * n_channels + 0.6), layout="constrained")
     rec, eeg = session.reconstruction, session.eeg
     if rec is None or eeg is None or not len(rec.times):
         return _empty(fig, "No reconstruction (or no EEG) recorded."), "No reconstruction."
-    pairs = dict(p.split(":", 1) for p in session.meta.get("mapping", "").split(",") if ":" in p)
+    pairs = dict(session.mapping)
     to_source = {dst: src for src, dst in pairs.items()}
     shared = [c for c in rec.labels if to_source.get(c, c) in eeg.labels]
     if not shared:
@@ -352,7 +434,7 @@ def reconstruction_examples(session: Session, n_examples: int = 3, n_channels: i
     chosen = [shared[k] for k in np.linspace(0, len(shared) - 1, min(n_channels, len(shared)),
                                              dtype=int)]
     idx = [eeg.labels.index(to_source.get(c, c)) for c in chosen]
-    scale = float(_unit_scales(eeg)[idx[0]])
+    scale = unit_scale(eeg.units[idx[0]]) or 1.0  # to microvolts; 1 where unit is unknown
     raw = eeg.data[:, idx].astype(np.float64)
     if reference == "average":  # the pipeline's common average: over every mapped channel
         mapped = [eeg.labels.index(src) for src in pairs if src in eeg.labels]

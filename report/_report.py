@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from . import _figures as figures
@@ -35,21 +35,48 @@ def _budgets(session: Session, given: Mapping[str, float] | None) -> figures.Bud
                            source="run defaults; the recording does not say")
 
 
+def _row(*cells: object) -> str:
+    return "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+
+
+def _table(columns: Sequence[tuple[str, int]], rows: str) -> str:
+    """A table of fixed column widths (header, % of the page) whose long cells (an engine's
+    description, a path) wrap instead of being cut or running off the page."""
+    head = "".join(f"<th style='width:{width}%'>{html.escape(name)}</th>"
+                   for name, width in columns)
+    return ("<table class='table table-sm' style='table-layout:fixed; width:100%; "
+            f"overflow-wrap:anywhere'><tr>{head}</tr>{rows}</table>")
+
+
 def _summary_html(session: Session) -> str:
+    """The streams recorded and what produced the outlets (their ``desc/neurorvq``), whole."""
     rows = "".join(
-        f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.type)}</td>"
-        f"<td>{html.escape(s.source_id)}</td><td>{s.data.shape[1]}</td>"
-        f"<td>{'irregular' if s.srate == 0 else f'{s.srate:g} Hz'}</td>"
-        f"<td>{len(s.times)}</td>"
-        f"<td>{(s.times[-1] - s.times[0]) if len(s.times) > 1 else 0:.1f}</td></tr>"
+        _row(s.name, s.type, s.source_id, s.data.shape[1],
+             "irregular" if s.srate == 0 else f"{s.srate:g} Hz", len(s.times),
+             f"{(s.times[-1] - s.times[0]) if len(s.times) > 1 else 0:.1f}")
         for s in session.streams)
-    meta = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v[:300])}</td></tr>"
-                   for k, v in session.meta.items())
+    meta = "".join(_row(k, v) for k, v in session.meta.items() if k != "mapping")
+    streams = _table([("stream", 25), ("type", 12), ("source_id", 25), ("channels", 9),
+                      ("rate", 11), ("samples", 9), ("seconds", 9)], rows)
     return (f"<p>{html.escape(str(session.path))}: {len(session.markers)} markers.</p>"
-            "<table class='table table-sm'><tr><th>stream</th><th>type</th><th>source_id</th>"
-            "<th>channels</th><th>rate</th><th>samples</th><th>seconds</th></tr>"
-            f"{rows}</table><table class='table table-sm'><tr><th>pipeline</th><th></th></tr>"
-            f"{meta}</table>")
+            f"{streams}{_table([('pipeline', 22), ('', 78)], meta)}"
+            "<p>The channel mapping has a section of its own.</p>")
+
+
+def _mapping_html(session: Session) -> str:
+    """The full channel mapping as the outlets published it, and the channels left out."""
+    pairs = session.mapping
+    if not pairs:
+        return "<p>The recording does not say how channels were mapped.</p>"
+    used = {source for source, _ in pairs}
+    unused = [c for c in session.eeg.labels if c not in used] if session.eeg is not None else []
+    rows = "".join(_row(k, source, target) for k, (source, target) in enumerate(pairs))
+    left_out = (f"<p style='overflow-wrap:anywhere'>Not used ({len(unused)}): "
+                f"{html.escape(', '.join(unused))}.</p>" if unused else "")
+    return (f"<p>{len(pairs)} stream channels feed the model, in this order "
+            "(<code>desc/neurorvq/mapping</code> of the outlets).</p>"
+            f"{_table([('#', 10), ('stream channel', 45), ('NeuroRVQ electrode', 45)], rows)}"
+            f"{left_out}")
 
 
 def figure_makers(budgets: figures.Budgets) -> dict[str, Callable[[Session], tuple]]:
@@ -108,6 +135,7 @@ def make_report(
                          for section, titles in FIGURES.items() for title in titles]
     report = mne.Report(title=f"NeuroRVQ session: {Path(xdf_path).name}", verbose="error")
     report.add_html(_summary_html(session), title="Recording", section="Recording")
+    report.add_html(_mapping_html(session), title="Channel mapping", section="Recording")
     with matplotlib.rc_context({"figure.dpi": 100}):
         for section, title, make in steps:
             bar.set_postfix_str(title)

@@ -5,7 +5,8 @@ header carries ``desc/neurorvq`` (their type says which one; the reconstruction 
 ``Reconstruction``, or ``EEG`` in recordings made before that type existed), the amplifier's
 stream is the one their ``source_stream`` names (else the biggest regular numeric stream
 that is not ours), and markers are the string streams (or irregular ``Markers`` streams).
-Metrics channels are read by label, so extra or missing ones are tolerated.
+Metrics channels are read by label, so extra or missing ones are tolerated; what the bits
+of its ``flags_<channel>`` bitmasks mean is read from its ``desc/flags``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Stream:
     data: np.ndarray
     meta: dict[str, str] = field(default_factory=dict)
     layout: dict[str, str] = field(default_factory=dict)
+    #: Flag name -> bit of the ``flags_<channel>`` bitmasks (the metrics' ``desc/flags``).
+    flag_bits: dict[str, int] = field(default_factory=dict)
 
     def channel(self, label: str) -> np.ndarray | None:
         """Samples of the channel labelled ``label`` (None when the stream has none)."""
@@ -68,6 +71,12 @@ class Session:
             if s is not None:
                 return s.meta
         return {}
+
+    @property
+    def mapping(self) -> list[tuple[str, str]]:
+        """(stream channel, NeuroRVQ electrode) pairs the pipeline published, in order."""
+        pairs = self.meta.get("mapping", "").split(",")
+        return [tuple(p.split(":", 1)) for p in pairs if ":" in p]
 
     @property
     def t0(self) -> float:
@@ -119,6 +128,7 @@ def _stream(raw: dict) -> Stream:
         srate=float(_first(info, "nominal_srate", 0.0)), labels=labels, units=units,
         times=np.asarray(raw["time_stamps"], dtype=float), data=data,
         meta=_flat(_first(desc, "neurorvq")), layout=_flat(_first(desc, "layout")),
+        flag_bits={k: int(v) for k, v in _flat(_first(desc, "flags")).items() if v.isdigit()},
     )
 
 

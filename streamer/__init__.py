@@ -11,6 +11,10 @@ to compute exactly what the live path computes (``Preprocessor``, ``map_channels
 importing the signal-processing stack.
 """
 
+if __name__ != "neurorvq_stream.streamer":  # by its folder name it would be a second copy
+    raise ImportError(f"Import neurorvq_stream.streamer, not the folder {__name__!r}: the folders "
+                      "are parts of one package (pip install -e . installs it).")
+
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

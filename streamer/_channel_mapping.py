@@ -28,6 +28,7 @@ auxiliary inputs, are dropped before any matching.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -74,8 +75,23 @@ class ChannelMapping:
     distances_mm: tuple[float, ...]
     dropped: tuple[tuple[str, str], ...]
 
+    def summary(self) -> str:
+        """Two lines: how many channels are used, matched how, and why the others are not."""
+        by_label = sum(m != "position" for m in self.methods)
+        found = [d for d in self.distances_mm if not np.isnan(d)]
+        spread = f" ({min(found):.0f}-{max(found):.0f} mm away)" if found else ""
+        lines = [f"Channel mapping: {len(self.names)} of {len(self.names) + len(self.dropped)} "
+                 f"stream channels used, {by_label} by label, {len(self.names) - by_label} by "
+                 f"position{spread}"]
+        if self.dropped:
+            # "duplicate of Fz" and "duplicate of Cz" are one reason
+            why = Counter(reason.split(" of ")[0] for _, reason in self.dropped)
+            lines.append(f"Dropped {len(self.dropped)}: "
+                         + ", ".join(f"{n} {reason}" for reason, n in why.most_common()))
+        return "\n".join(lines)
+
     def describe(self) -> str:
-        """A readable table of the mapping, for the console and the display."""
+        """A readable table of the mapping, for the console (``--verbose``) and the display."""
         lines = [
             f"Channel mapping: {len(self.names)} stream channels -> NeuroRVQ electrodes, "
             f"{len(self.dropped)} dropped",

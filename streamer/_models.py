@@ -109,6 +109,22 @@ class Models:
             parts.append(self.classifier.decoder.describe())
         return " | ".join(parts) or "no model"
 
+    def headline(self) -> str:
+        """:meth:`describe` in one short line for the console: the backend, and which decoder
+        file with its classes and CV score (the backends' reasons are in ``describe()``)."""
+        parts = []
+        if self.tokenizer is not None:
+            parts.append(f"{self.tokenizer.name} {self.tokenizer.precision}")
+        if self.classifier is not None:
+            d = self.classifier.decoder
+            classes = " / ".join(d.class_names)
+            if len(classes) > 40:
+                classes = f"{len(d.class_names)} classes"
+            cv = (f", CV {d.scores['cv_mean']:.2f} ± {d.scores.get('cv_std', 0.0):.2f}"
+                  if "cv_mean" in d.scores else ", no CV score")
+            parts.append(f"decoder {self.classifier.path.name}: {d.kind}, {classes}{cv}")
+        return " | ".join(parts) or "no model"
+
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.classifier.class_names if self.classifier is not None else ()

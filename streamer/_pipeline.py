@@ -265,7 +265,7 @@ class Pipeline:
         )
         self.source_channels = mapping.source_labels
         self.channels = tuple(mapping.names)
-        logger.info("%s", mapping.describe())
+        logger.info("%s", mapping.summary())
         configured = self.config.stream.unit
         units = {chans[i].unit for i in mapping.source_indices}
         if configured is None and len(units) > 1:

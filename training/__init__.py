@@ -7,6 +7,10 @@ window cutting (``_data``), so what is trained here is what runs online. Entry p
 ``neurorvq-stream calibrate`` (a head from live or recorded labelled epochs).
 """
 
+if __name__ != "neurorvq_stream.training":  # by its folder name it would be a second copy
+    raise ImportError(f"Import neurorvq_stream.training, not the folder {__name__!r}: the folders "
+                      "are parts of one package (pip install -e . installs it).")
+
 from ._checkpointing import ResumeError, default_work_dir
 from ._data import (
     CHECKER_CLASSES,

@@ -46,6 +46,8 @@ class InferenceEngine(ABC):
 
     #: Short backend name, e.g. "pytorch-cpu", "onnxruntime-cpu", "tensorrt".
     name: str = "abstract"
+    #: Numeric precision of the networks, e.g. "fp32", "fp16", "bf16".
+    precision: str = "fp32"
 
     def __init__(self) -> None:
         self.has_tokenizer = False

@@ -9,6 +9,7 @@ import base64
 import io
 import re
 import uuid
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -17,11 +18,18 @@ from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 from sklearn.metrics import balanced_accuracy_score
 
 from neurorvq_stream.engines import shipped_model
-from neurorvq_stream.report import FIGURES, load_session, make_report
-from neurorvq_stream.report._figures import Budgets, score_decisions, token_usage
-from neurorvq_stream.report._report import figure_makers
+from neurorvq_stream.report import FIGURES, Session, Stream, load_session, make_report
+from neurorvq_stream.report._figures import (
+    Budgets,
+    counter_steps,
+    score_decisions,
+    stream_health,
+    token_usage,
+)
+from neurorvq_stream.report._report import _mapping_html, _summary_html, figure_makers
 from neurorvq_stream.streamer import Pipeline, Player, bundled_recording, load_recording
 from neurorvq_stream.streamer._config import RunConfig
+from neurorvq_stream.streamer._quality import FLAG_NAMES
 from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
 
 SECONDS = 40.0
@@ -79,6 +87,8 @@ def test_session_finds_the_pipeline_streams_by_type_and_metadata(recording):
     assert session.tokens.layout["n_patches"] == "1"
     assert session.window_seconds == 1.0
     assert session.meta["source_stream"] == session.eeg.name
+    assert session.metrics.flag_bits == {name: int(flag) for flag, name in FLAG_NAMES}
+    assert len(session.mapping) == len(session.reconstruction.labels)
     # Every checker trial is scored from its own decision (which names its marker), and the
     # scorer agrees with scikit-learn.
     scorer, times = score_decisions(session)
@@ -127,6 +137,9 @@ def test_report_has_every_figure_and_none_is_empty(recording, tmp_path):
                     "No reconstruction", "cannot be matched"):
         assert missing not in html, missing
     assert "<script src=\"http" not in html  # self-contained
+    # The whole channel mapping as published, one row per pair.
+    for source, target in load_session(path).mapping:
+        assert f"<td>{source}</td><td>{target}</td>" in html
 
 
 def _plotted_values(fig) -> int:
@@ -156,3 +169,59 @@ def test_report_refuses_a_bad_path(tmp_path, recording):
         make_report(tmp_path / "none.xdf", tmp_path / "r.html", progress=False)
     with pytest.raises(ValueError, match=r"must be an \.html file"):
         make_report(recording[0], tmp_path / "r.pdf", progress=False)
+
+
+def _published_session() -> Session:
+    """20 s built from arrays: EEG without a missing stamp, and a Metrics stream that says
+    the pipeline counted 1 gap and 100 lost samples before its 11th window and flagged cz
+    flat in windows 4-7 and fz non-finite and clipped in window 6; it has a channel the
+    report does not know and lacks the stalls counter."""
+    times = 1000.0 + np.arange(2000) / 100.0
+    eeg = Stream("amp", "EEG", "amp-1", 100.0, ["Fz", "Cz", "EXG1"], ["uV"] * 3, times,
+                 np.zeros((2000, 3)))
+    labels = ["latency_end_to_end", "gaps", "samples_lost", "windows_dropped", "markers_skipped",
+              "measured_rate_hz", "a_new_counter", "flags_fz", "flags_cz"]
+    data = np.zeros((19, len(labels)))
+    data[10:, labels.index("gaps")] = 1
+    data[10:, labels.index("samples_lost")] = 100
+    data[:, labels.index("measured_rate_hz")] = 100.0
+    data[3:7, labels.index("flags_cz")] = 4
+    data[5, labels.index("flags_fz")] = 1 | 2
+    meta = {"mapping": "Fz:fz,Cz:cz", "engine": "onnxruntime-cpu fp32, " + "detail " * 100}
+    metrics = Stream("amp-NeuroRVQ-Metrics", "Metrics", "amp-1-neurorvq-metrics", 0.0, labels,
+                     [""] * len(labels), 1000.0 + np.arange(1, 20), data, meta=meta,
+                     flag_bits={"nonfinite": 1, "clipped": 2, "flat": 4})
+    return Session(Path("published.xdf"), [eeg, metrics], eeg, [], metrics=metrics)
+
+
+def test_stream_health_shows_what_the_pipeline_published():
+    session = _published_session()
+    metrics, t0 = session.metrics, session.t0
+    np.testing.assert_array_equal(counter_steps(metrics, "gaps", t0), [[1010.0, 1011.0, 1.0]])
+    np.testing.assert_array_equal(counter_steps(metrics, "samples_lost", t0)[:, 2], [100.0])
+    assert counter_steps(metrics, "stalls", t0).shape == (0, 3)
+    fig, caption = stream_health(session)
+    assert "gaps 1" in caption and "samples lost 100" in caption and "stalls 0" not in caption
+    assert "2 of 2 channels flagged in some window (nonfinite 1, clipped 1, flat 1)" in caption
+    fig.savefig(io.BytesIO(), format="png")  # lays the figure out
+    for ax in fig.axes:  # each legend is short and beside its axes, not over the data
+        legend = ax.get_legend()
+        assert legend is not None and len(legend.get_texts()) <= 4
+        assert not legend.get_window_extent().overlaps(ax.get_window_extent())
+    bands = {(round(p.get_x(), 6), round(p.get_x() + p.get_width(), 6))
+             for p in fig.axes[0].patches if type(p).__name__ == "Rectangle"}
+    assert bands == {(10.0, 11.0)}  # between the two Metrics samples the counters stepped
+    cells = fig.axes[-1].collections[0].get_array().reshape(2, -1)[:, ::2]  # windows only
+    np.testing.assert_array_equal(cells[1], [0, 0, 0, 3, 3, 3, 3] + [0] * 12)  # cz: flat
+    np.testing.assert_array_equal(cells[0], [0] * 5 + [1] + [0] * 13)  # fz: nonfinite first
+
+
+def test_report_tables_wrap_whole_values_and_list_the_mapping():
+    session = _published_session()
+    summary = _summary_html(session)
+    assert session.meta["engine"].strip() in summary  # whole, not cut
+    assert "table-layout:fixed" in summary and "overflow-wrap:anywhere" in summary
+    mapping = _mapping_html(session)
+    assert "<td>0</td><td>Fz</td><td>fz</td>" in mapping
+    assert "<td>1</td><td>Cz</td><td>cz</td>" in mapping
+    assert "Not used (1): EXG1." in mapping

@@ -35,6 +35,9 @@ def test_ten_twenty_labels_with_decorations() -> None:
     assert all(name in ELECTRODES for name in mapping.names)
     table = mapping.describe()
     assert "EEG Fp1-REF" in table and "Dropped: " in table
+    assert mapping.summary().splitlines() == [
+        "Channel mapping: 5 of 8 stream channels used, 5 by label, 0 by position",
+        "Dropped 3: 1 not EEG, 1 unknown label, 1 duplicate"]
 
 
 def test_old_names_map_to_modern_unless_modern_present() -> None:
