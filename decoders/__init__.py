@@ -5,11 +5,15 @@
     decoder.spec          # the window and preprocessing it must be given (WindowSpec)
     decoder.warmup()
     p = decoder.predict_proba(window)                   # (C, n_patches*200) uV -> (K,)
+    session = decoder.adapter()                         # re-centred on this session
+    p = session.predict_proba(window)                   # (causal, label-free)
+    expected_calibration_error(probabilities, truth)    # and the other _metrics
 
 Layer: above ``engines``, below ``streamer``; it imports neither ``streamer`` nor
 ``training`` (fitting the NeuroRVQ heads and cross-validating lives in ``training``).
 """
 
+from ._adaptation import WARMUP_WINDOWS, SessionAdapter
 from ._calibrated import (
     CalibratedModel,
     TemperatureScaling,
@@ -20,6 +24,18 @@ from ._calibrated import (
 from ._decoders import HeadDecoder, SklearnDecoder
 from ._features import FoundationFeatures
 from ._kinds import CLASSICAL_KINDS, HEAD_KINDS, KINDS, DecoderKind
+from ._metrics import (
+    CalibrationReport,
+    Coverage,
+    ReliabilityBins,
+    accuracy_at_coverage,
+    balanced_accuracy,
+    calibration_report,
+    expected_calibration_error,
+    mean_confidence,
+    negative_log_likelihood,
+    reliability_bins,
+)
 from ._persistence import (
     ALLOWED_TYPES,
     add_typicality_gate,
@@ -39,24 +55,36 @@ __all__ = [
     "HEAD_KINDS",
     "KINDS",
     "LEGACY_PREPROCESSING",
+    "WARMUP_WINDOWS",
     "CalibratedModel",
+    "CalibrationReport",
+    "Coverage",
     "Decoder",
     "DecoderError",
     "DecoderKind",
     "FoundationFeatures",
     "HeadDecoder",
+    "ReliabilityBins",
+    "SessionAdapter",
     "SklearnDecoder",
     "SpecError",
     "TemperatureScaling",
     "TypicalityGate",
     "WindowSpec",
+    "accuracy_at_coverage",
     "add_typicality_gate",
     "annotate_head",
+    "balanced_accuracy",
+    "calibration_report",
     "calibration_summary",
     "decision_scores",
     "decoder_metadata",
     "default_decoder",
+    "expected_calibration_error",
     "fit_calibrator",
     "load_decoder",
+    "mean_confidence",
+    "negative_log_likelihood",
+    "reliability_bins",
     "save_sklearn_decoder",
 ]
