@@ -130,9 +130,10 @@ def fit_calibrator(scores: np.ndarray, y: np.ndarray) -> TemperatureScaling:
 
 def calibration_summary(calibrator: TemperatureScaling) -> dict:
     """The fitted map, for the sidecar."""
-    return {"method": "temperature, no more confident than the out-of-fold accuracy's "
-                      f"{ACCURACY_BOUND_LEVEL:.0%} lower bound",
-            "temperature": calibrator.temperature_,
+    return {"method": "temperature", "temperature": calibrator.temperature_,
+            "chosen_as": "the larger of the out-of-fold likelihood's and the one that "
+                         "gives the out-of-fold accuracy's one-sided "
+                         f"{ACCURACY_BOUND_LEVEL:.0%} lower bound as mean confidence",
             "likelihood_temperature": calibrator.likelihood_temperature_,
             "bound_temperature": calibrator.bound_temperature_,
             "accuracy_lower_bound": calibrator.accuracy_bound_,

@@ -79,7 +79,7 @@ def reliability_bins(probabilities: np.ndarray, truth: np.ndarray,
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.digitize(conf, edges[1:-1]), 0, n_bins - 1)
+    index = np.clip(np.floor(conf * n_bins).astype(np.int64), 0, n_bins - 1)
     count = np.bincount(index, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(index, conf, n_bins) / count
