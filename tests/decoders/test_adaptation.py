@@ -6,11 +6,16 @@ from pyriemann.geometry.distance import distance_riemann
 from pyriemann.geometry.mean import mean_riemann
 
 from neurorvq_stream.decoders import (
+    KINDS,
+    CalibratedModel,
     DecoderError,
+    FoundationFeatures,
     HeadDecoder,
     SessionAdapter,
     SklearnDecoder,
     balanced_accuracy,
+    decision_scores,
+    fit_calibrator,
 )
 from neurorvq_stream.training._decoder_set import LabelledEpochs, fit_decoders
 
@@ -107,3 +112,23 @@ def test_decoder_level_api(models, split, checker_epochs):
                        engine=object())
     with pytest.raises(DecoderError, match="no session adaptation"):
         head.adapter()
+
+
+@pytest.mark.parametrize("kind", ["fbcsp", "neurorvq-features", "neurorvq+xdawn"])
+def test_every_scikit_learn_kind_has_an_adapter(kind, split, tiny_foundation_model):
+    """The other kinds: the right method, probabilities, as trained during the warm-up."""
+    train, x, _ = split
+    every_other = LabelledEpochs(train.x[::2], train.y[::2], train.class_names, train.spec,
+                                 train.class_markers)
+    features = FoundationFeatures.from_checkpoint(str(tiny_foundation_model),
+                                                  train.spec.channels)
+    model = KINDS[kind].build(features).fit(every_other.x.astype(np.float64), every_other.y)
+    calibrated = CalibratedModel(model, fit_calibrator(
+        decision_scores(model, every_other.x.astype(np.float64)), every_other.y))
+    adapter = SessionAdapter(calibrated, warmup_windows=5)
+    assert adapter.method == ("riemannian re-centring" if "xdawn" in kind
+                              else "running standardisation")
+    p = adapter.probabilities(x[:12])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # (the NeuroRVQ features of one window and of a batch differ in float32 rounding)
+    np.testing.assert_allclose(p[:5], calibrated.predict_proba(x[:5]), atol=1e-6)
