@@ -95,6 +95,7 @@ class SessionAdapter:
         self._estimator = copy.deepcopy(model.estimator)  # its references move; not the model's
         self._spaces = _tangent_spaces(self._estimator)
         self.method = "riemannian re-centring" if self._spaces else "running standardisation"
+        self._trained_refs = [p.steps[i][1].reference_ for p, i in self._spaces]
         if not self._spaces:
             self._features, self._final, self._target = _feature_stage(self._estimator)
         self.reset()
@@ -112,11 +113,8 @@ class SessionAdapter:
     def reset(self) -> None:
         """Forget the session (a new recording, another cap placement)."""
         self._n = 0
-        if self._spaces:
-            self._trained_refs = [p.steps[i][1].reference_ for p, i in self._spaces]
-            self._means: list[np.ndarray | None] = [None] * len(self._spaces)
-        else:
-            self._sum = self._sum_sq = 0.0
+        self._means: list[np.ndarray | None] = [None] * len(self._spaces)
+        self._sum = self._sum_sq = 0.0
 
     def predict_proba(self, window: np.ndarray) -> np.ndarray:
         """One window (C, T) uV -> calibrated (K,), then the window joins the state."""
