@@ -111,7 +111,7 @@ def adaptation_scores(d: Direction) -> tuple[float, float, float, float]:
 
 ADAPTATION_HEADER = (
     "| direction | decoder (chosen by CV) | method | balanced accuracy without -> with "
-    "| change | ECE without -> with |\n|---|---|---|---|---|---|")
+    "| change | ECE (bounded temperature) without -> with |\n|---|---|---|---|---|---|")
 
 
 def main(argv: list[str] | None = None) -> None:
