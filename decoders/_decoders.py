@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from ._adaptation import WARMUP_WINDOWS, SessionAdapter
 from ._calibrated import CalibratedModel
-from ._protocol import check_window, describe_scores
+from ._protocol import DecoderError, check_window, describe_scores
 from ._spec import WindowSpec
 from ._typicality import TypicalityGate
 
@@ -46,6 +47,11 @@ class SklearnDecoder:
         noise = np.random.default_rng(0).normal(0.0, 10.0, (len(self.spec.channels),
                                                            self.spec.n_samples))
         self.predict_proba(noise)
+
+    def adapter(self, warmup_windows: int = WARMUP_WINDOWS) -> SessionAdapter:
+        """This decoder re-centred on the running session's unlabelled windows, causally
+        (``_adaptation``); a new adapter per session."""
+        return SessionAdapter(self.model, warmup_windows, self.spec)
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "
@@ -91,6 +97,12 @@ class HeadDecoder:
 
     def warmup(self) -> None:
         self.engine.warmup(self.spec.channels, self.spec.n_patches)
+
+    def adapter(self, warmup_windows: int = WARMUP_WINDOWS) -> SessionAdapter:
+        """Refused: a head's input layer is a network, with no linear step to re-centre."""
+        raise DecoderError(f"{self.kind} has no session adaptation (a NeuroRVQ head's input "
+                           "is a network); run it without --adapt, or calibrate a "
+                           "scikit-learn decoder.")
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "

@@ -1,10 +1,12 @@
 """Train a set of decoders on the same labelled epochs: CV scores, calibration, final fit.
 
 For every kind: stratified k-fold cross-validation gives the balanced accuracy per fold
-and each epoch's out-of-fold decision score; the calibration (``decoders.fit_calibrator``)
-is fitted on those scores, and the decoder itself on all epochs. One pass of folds thus
-yields both the score the user sees and the calibration, which is why a decoder near
-chance comes out with probabilities near 1/K.
+and each epoch's out-of-fold decision score; the calibration (``decoders.fit_calibrator``:
+a temperature, never more confident than the lower bound of the out-of-fold accuracy) is
+fitted on those scores, and the decoder itself on all epochs. One pass of folds thus
+yields the score the user sees, the calibration and its out-of-fold check (ECE, mean
+confidence against accuracy), which is why a decoder near chance comes out with
+probabilities near 1/K.
 
 NeuroRVQ heads are fine-tuned networks (``_finetune``): head-only tuning shares the frozen
 backbone's features across folds; the calibration is folded into the head's last linear
@@ -37,6 +39,7 @@ from neurorvq_stream.decoders import (
     TypicalityGate,
     WindowSpec,
     annotate_head,
+    calibration_report,
     calibration_summary,
     decision_scores,
     fit_calibrator,
@@ -133,10 +136,13 @@ def _predicted(scores: np.ndarray) -> np.ndarray:
 
 
 def _scores(y: np.ndarray, oof: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]],
-            n_classes: int, seconds: float, n_per_class: dict[str, int]) -> dict[str, Any]:
+            n_classes: int, seconds: float, n_per_class: dict[str, int],
+            calibrator: Any) -> dict[str, Any]:
     per_fold = [float(balanced_accuracy_score(y[test], _predicted(oof[test])))
                 for _, test in folds]
     chance = 1.0 / n_classes
+    # The calibration on the epochs it was fitted on: a check of the fit, not of transfer.
+    oof_calibration = calibration_report(calibrator.predict_proba(oof), y)
     return {
         "metric": "balanced accuracy", "cv_mean": float(np.mean(per_fold)),
         "cv_std": float(np.std(per_fold)), "cv_folds": per_fold,
@@ -144,6 +150,8 @@ def _scores(y: np.ndarray, oof: np.ndarray, folds: Sequence[tuple[np.ndarray, np
         # Above this a score is unlikely (p < 0.05) to be chance (binomial, all epochs).
         "chance_95": float(stats.binom.ppf(0.95, len(y), chance) / len(y)),
         "n_per_class": n_per_class, "train_seconds": round(seconds, 1),
+        "oof_ece": oof_calibration.ece, "oof_mean_confidence": oof_calibration.mean_confidence,
+        "oof_accuracy": oof_calibration.accuracy,
     }
 
 
@@ -180,7 +188,8 @@ def _fit_sklearn(kind: str, e: LabelledEpochs, features: FoundationFeatures | No
 
 
 def _fold_calibration_into_head(head: torch.nn.Module, calibrator: Any) -> None:
-    """Make the head's logits the calibrated ones (logits / T): exact, it is linear."""
+    """Make the head's logits the calibrated ones (logits / T): exact, it is linear. The
+    bound on the accuracy only chooses T, so heads get it the same way."""
     with torch.no_grad():
         head.head.weight.div_(calibrator.temperature_)
         head.head.bias.div_(calibrator.temperature_)
@@ -267,12 +276,13 @@ def fit_decoders(
             provenance = {"foundation_model": str(foundation_model), "recipe": recipe.as_dict()}
         else:
             model, oof = _fit_sklearn(kind, epochs, features, gate, folds, bar)
-            calibration = calibration_summary(model.calibrator)
+            calibrator = model.calibrator
+            calibration = calibration_summary(calibrator)
             provenance = ({"foundation_model": str(foundation_model)}
                           if KINDS[kind].uses_foundation_model else {})
         seconds = time.perf_counter() - t0
         scores = _scores(epochs.y, oof, folds, len(epochs.class_names), seconds,
-                         epochs.n_per_class)
+                         epochs.n_per_class, calibrator)
         fitted.append(FittedDecoder(kind, epochs, scores, calibration, model, head,
                                     None if head is None else gate,
                                     {"summary": KINDS[kind].summary, **provenance}))

@@ -176,19 +176,26 @@ class Calibration:
 
 
 def format_table(fitted: Sequence[FittedDecoder], chosen: FittedDecoder | None = None) -> str:
-    """One row per decoder: CV balanced accuracy (mean ± sd over folds), chance, epochs, time."""
+    """One row per decoder: CV balanced accuracy (mean ± sd over folds), range, time, and
+    the calibration out of fold (ECE; mean confidence against accuracy)."""
     first = fitted[0].scores
     counts = ", ".join(f"{c} {n}" for c, n in first["n_per_class"].items())
     lines = [f"Epochs per class: {counts}. Chance: {first['chance']:.3f} (95% bound "
              f"{first['chance_95']:.3f}); {len(first['cv_folds'])}-fold cross-validation.",
-             "", f"| {'decoder':<20} | CV balanced accuracy | folds min-max | train s |",
-             f"|{'-' * 22}|{'-' * 22}|{'-' * 15}|{'-' * 9}|"]
+             "", f"| {'decoder':<20} | CV balanced accuracy | folds min-max | train s "
+             "| OOF ECE | OOF confidence / accuracy |",
+             f"|{'-' * 22}|{'-' * 22}|{'-' * 15}|{'-' * 9}|{'-' * 9}|{'-' * 27}|"]
     for f in sorted(fitted, key=lambda f: -f.scores["cv_mean"]):
         s = f.scores
         mark = " *" if f is chosen else ""
+        calibration = (f"| {s['oof_ece']:.3f}   | {s['oof_mean_confidence']:.3f} / "
+                       f"{s['oof_accuracy']:.3f}             |" if "oof_ece" in s
+                       else "| -       | -                         |")
         lines.append(f"| {f.kind + mark:<20} | {s['cv_mean']:.3f} ± {s['cv_std']:.3f}        "
                      f"| {min(s['cv_folds']):.2f}-{max(s['cv_folds']):.2f}     "
-                     f"| {s['train_seconds']:>7.1f} |")
+                     f"| {s['train_seconds']:>7.1f} {calibration}")
+    lines += ["", "Calibration out of fold: a check of the fit on this session; another "
+                  "session is usually less accurate than these folds."]
     return "\n".join(lines)
 
 

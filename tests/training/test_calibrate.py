@@ -79,12 +79,16 @@ def test_cli_calibrates_from_a_file_and_writes_decoder_sidecar_and_card(
     assert code == 0
     out = capsys.readouterr().out
     assert "| amplitude-lr" in out and "| xdawn-tangent" in out and "Chance: 0.500" in out
+    assert "OOF ECE" in out and "OOF confidence / accuracy" in out
     path = next(tmp_path.glob("mine.skops"))  # the chosen classical kind's format
     assert f"to {path}" in out and "highest cross-validated balanced accuracy" in out
     meta = json.loads(path.with_name("mine.skops.json").read_text())
     assert meta["window_spec"]["l_freq"] == 0.1 and meta["window_spec"]["n_patches"] == 1
     assert meta["window_spec"]["labels"] == list(CLASSES)
     assert len(meta["scores"]["cv_folds"]) == 5
+    assert 0.0 <= meta["scores"]["oof_ece"] <= 1.0
+    assert meta["calibration"]["temperature"] == max(
+        meta["calibration"]["likelihood_temperature"], meta["calibration"]["bound_temperature"])
     decoder = load_decoder(path)
     assert decoder.spec.channels == tuple(meta["channels"]) and decoder.kind in out
     assert path.with_suffix(".md").is_file()
