@@ -53,6 +53,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tokenizer", default=None, help="tokenizer checkpoint (.pt/.safetensors)")
     g.add_argument("--classifier", default=None, help="classifier file (from `calibrate`)")
     g.add_argument("--engine", default=None, help="inference backend (default: auto)")
+    g.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
+                   help="re-centre the classifier's input on this session's own windows, "
+                        "causally, without labels (adapt: in the config)")
     g.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="decide only when the calibrated confidence reaches P (else "
                         "'undecided'; decisions.min_confidence)")
@@ -97,6 +100,7 @@ def config_from(args: argparse.Namespace, **extra: object) -> RunConfig:
         "models.classifier": getattr(args, "classifier", None),
         "engine": getattr(args, "engine", None),
         "decisions.min_confidence": getattr(args, "min_confidence", None),
+        "adapt": getattr(args, "adapt", None),
         "record.path": getattr(args, "record", None),
     }
     return base.override(**{**flags, **extra})

@@ -313,6 +313,8 @@ class RunConfig:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     models: ModelConfig = field(default_factory=ModelConfig)
     engine: str = _setting("auto", _one_of(BACKENDS))
+    # Re-centre the classifier's input on this session's own windows (decoders._adaptation).
+    adapt: bool = False
     decisions: DecisionConfig = field(default_factory=DecisionConfig)
     budgets: BudgetConfig = field(default_factory=BudgetConfig)
     outlets: OutletConfig = field(default_factory=OutletConfig)

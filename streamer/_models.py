@@ -10,6 +10,7 @@ finishes on the decoder whose spec it matches.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # the backends import torch: only when a pipeline really loads models
-    from neurorvq_stream.decoders import Decoder, WindowSpec
+    from neurorvq_stream.decoders import Decoder, SessionAdapter, WindowSpec
     from neurorvq_stream.engines.backends import InferenceEngine
 
 logger = logging.getLogger("neurorvq_stream")
@@ -29,11 +30,16 @@ logger = logging.getLogger("neurorvq_stream")
 
 @dataclass(frozen=True)
 class BoundDecoder:
-    """A decoder, the file it came from, and the rows of a window that are its channels."""
+    """A decoder, the file it came from, and the rows of a window that are its channels.
+
+    With ``adapter`` (``run --adapt``), windows are classified through the decoder's
+    session adapter, which re-centres its input on this session's windows, causally.
+    """
 
     decoder: Decoder
     path: Path
     rows: np.ndarray
+    adapter: SessionAdapter | None = None
 
     @classmethod
     def bind(cls, decoder: Decoder, path: Path, channels: Sequence[str]) -> BoundDecoder:
@@ -73,7 +79,8 @@ class BoundDecoder:
     def predict(self, window: np.ndarray) -> tuple[np.ndarray, float]:
         """Calibrated class probabilities of a pipeline window (C, T), and the seconds taken."""
         t0 = time.perf_counter()
-        probabilities = self.decoder.predict_proba(window[self.rows])
+        model = self.adapter if self.adapter is not None else self.decoder
+        probabilities = model.predict_proba(window[self.rows])
         return np.asarray(probabilities, dtype=np.float32), time.perf_counter() - t0
 
 
@@ -91,22 +98,25 @@ class Models:
         self.classifier: BoundDecoder | None = None
 
     def load_classifier(self, path: Path, channels: Sequence[str],
-                        run_spec: WindowSpec) -> BoundDecoder:
+                        run_spec: WindowSpec, adapt: bool = False) -> BoundDecoder:
         """Load, bind and warm the decoder in ``path`` (not yet the current one).
 
-        ``run_spec`` (the run's own windows) serves a head that records none.
+        ``run_spec`` (the run's own windows) serves a head that records none; ``adapt``
+        gives it a fresh session adapter (a decoder without one is a ``DecoderError``).
         """
         from neurorvq_stream.decoders import load_decoder
 
         decoder = load_decoder(path, backend=self.backend, run_spec=run_spec)
         bound = BoundDecoder.bind(decoder, path, channels)
         bound.decoder.warmup()
-        return bound
+        return dataclasses.replace(bound, adapter=decoder.adapter()) if adapt else bound
 
     def describe(self) -> str:
         parts = [self.tokenizer.describe()] if self.tokenizer is not None else []
         if self.classifier is not None:
-            parts.append(self.classifier.decoder.describe())
+            adapted = (", re-centred on this session's windows"
+                       if self.classifier.adapter is not None else "")
+            parts.append(self.classifier.decoder.describe() + adapted)
         return " | ".join(parts) or "no model"
 
     def headline(self) -> str:
@@ -122,7 +132,9 @@ class Models:
                 classes = f"{len(d.class_names)} classes"
             cv = (f", CV {d.scores['cv_mean']:.2f} ± {d.scores.get('cv_std', 0.0):.2f}"
                   if "cv_mean" in d.scores else ", no CV score")
-            parts.append(f"decoder {self.classifier.path.name}: {d.kind}, {classes}{cv}")
+            adapted = ", adapted" if self.classifier.adapter is not None else ""
+            parts.append(f"decoder {self.classifier.path.name}: {d.kind}, {classes}{cv}"
+                         f"{adapted}")
         return " | ".join(parts) or "no model"
 
     @property

@@ -217,7 +217,8 @@ class Pipeline:
         """A bound, warmed decoder that this run can feed, or a clear ValueError."""
         assert self.models is not None
         run_spec = self._main_path().window_spec(self.channels)
-        classifier = self.models.load_classifier(path, self.channels, run_spec)
+        classifier = self.models.load_classifier(path, self.channels, run_spec,
+                                                 adapt=self.config.adapt)
         self._check_markers(classifier)
         return classifier
 

