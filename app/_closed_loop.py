@@ -93,6 +93,7 @@ def run_checker_closed_loop(
     quiet: bool = False,
     record: Path | None = None,
     min_confidence: float = 0.0,
+    adapt: bool = False,
 ) -> ClosedLoopReport:
     """Replay sub-s02 (up to ``tmax`` s) through the live pipeline and score it.
 
@@ -103,6 +104,8 @@ def run_checker_closed_loop(
     ``tokenizer`` is given: the loop is about the decoder. ``record`` is an XDF file for
     the whole session (``neurorvq-stream report`` reads it). ``min_confidence`` is the
     run's decision threshold: trials below it stay undecided (the report's coverage).
+    ``adapt`` re-centres the decoder on the session (``run --adapt``); offline, the same
+    adapter then runs over the epochs in their order.
     """
     import pylsl
 
@@ -122,7 +125,7 @@ def run_checker_closed_loop(
         "mapping": {"montage": "biosemi128"},
         "models": {"tokenizer": str(tokenizer) if tokenizer else "none",
                    "classifier": str(classifier), "watch_classifier": False},
-        "decisions": {"min_confidence": min_confidence},
+        "decisions": {"min_confidence": min_confidence}, "adapt": adapt,
         "budgets": {"end_to_end_ms": 10_000.0, "inference_ms": 10_000.0},
         "outlets": {"source_id": outlet_id},
         "record": {"path": str(record) if record else None},
@@ -155,7 +158,7 @@ def run_checker_closed_loop(
     reached = onsets + spec.marker_offset + spec.n_patches <= replay.duration
     rows = [offline.channels.index(c) for c in spec.channels]
     x, y, onsets = x[reached][:, rows], y[reached], onsets[reached]
-    probabilities = decoder.probabilities(x)
+    probabilities = (decoder.adapter() if adapt else decoder).probabilities(x)
     offline_accuracy = float(balanced_accuracy_score(y, probabilities.argmax(1)))
     return ClosedLoopReport(
         live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
@@ -193,7 +196,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         classifier=Path(args.classifier) if args.classifier else None,
         tokenizer=Path(args.tokenizer) if args.tokenizer else None,
         record=Path(args.record) if args.record else None,
-        min_confidence=args.min_confidence or 0.0,
+        min_confidence=args.min_confidence or 0.0, adapt=bool(args.adapt),
     )
     print(report.summary())
     if report.windows_dropped:

@@ -1,17 +1,27 @@
 """The closed-loop replay computes, window for window, what the offline evaluation does."""
 
 import numpy as np
+import pytest
 
 from neurorvq_stream._closed_loop import run_checker_closed_loop
+from neurorvq_stream.decoders import WARMUP_WINDOWS
+
+pytestmark = pytest.mark.slow
 
 
-def test_live_predictions_match_offline_window_for_window():
-    # 40 s of the held-out recording in real time: 10 checkerboard markers.
-    report = run_checker_closed_loop(speed=1.0, tmax=40.0, quiet=True)
+@pytest.mark.parametrize(("adapt", "seconds"), [
+    (False, 40.0),  # 10 checkerboard markers
+    # Re-centred on the session: enough trials for the adapter to act after its warm-up.
+    (True, 130.0),
+])
+def test_live_predictions_match_offline_window_for_window(adapt, seconds):
+    report = run_checker_closed_loop(speed=1.0, tmax=seconds, quiet=True, adapt=adapt)
 
     assert report.windows_dropped == 0
     assert len(report.offline_marker_times) >= 8
     assert len(report.live) == len(report.offline_marker_times)
+    if adapt:
+        assert len(report.live) > WARMUP_WINDOWS + 5
     for window in report.live:
         k = int(np.argmin(np.abs(report.offline_marker_times - window.marker_time)))
         # Marker times read back through a second inlet carry its own clock-offset estimate
@@ -21,3 +31,4 @@ def test_live_predictions_match_offline_window_for_window():
         np.testing.assert_allclose(window.probabilities, report.offline_probabilities[k],
                                    atol=1e-4)
     assert report.live_accuracy == report.offline_accuracy
+    assert report.coverage == 1.0  # no decision threshold: every trial decided

@@ -19,7 +19,7 @@ from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
 from neurorvq_stream.decoders import WindowSpec, decoder_metadata
 from neurorvq_stream.engines._checkpoint import sidecar_path
-from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig
+from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig, read_decision
 from neurorvq_stream.streamer._lsl import ChannelInfo, find_streams, read_channels, write_channels
 from neurorvq_stream.streamer._quality import ChannelFlag
 
@@ -464,3 +464,85 @@ def test_hot_swap_to_a_classifier_with_other_windows(marked, make_config, parity
     later = [r for r in pipe.hub.since(swapped_at) if r.display]
     assert before < swapped_at and later
     assert all(r.probabilities is None and r.tokens is not None for r in later)
+
+
+def test_decisions_carry_their_trial_and_follow_the_confidence_threshold(
+        marked, make_config, parity_classifier, tmp_path):
+    classifier = _decoder_file(tmp_path, parity_classifier, _erp_spec())
+    config = make_config(marked).override(**{
+        "models.classifier": str(classifier), "markers.name": f"{marked}-Markers",
+        "decisions.min_confidence": 0.5})
+    pipe = Pipeline(config).start()
+    try:
+        (info,) = pylsl.resolve_byprop("source_id", f"{marked}-out-decisions",
+                                       timeout=EVENTUALLY_S)
+        decisions = pylsl.StreamInlet(info)
+        (minfo,) = pylsl.resolve_byprop("name", f"{marked}-Markers", timeout=EVENTUALLY_S)
+        markers = pylsl.StreamInlet(minfo, processing_flags=pylsl.proc_clocksync)
+        for inlet in (decisions, markers):
+            inlet.open_stream(timeout=EVENTUALLY_S)
+        read, sent = [], []
+
+        def six_decisions() -> bool:
+            samples, _ = decisions.pull_chunk(timeout=0.05)
+            read.extend(read_decision(s) for s in samples)
+            labels, stamps = markers.pull_chunk(timeout=0.0)
+            sent.extend((t, label) for (label,), t in zip(labels, stamps, strict=True))
+            return len(read) >= 6 and bool(sent) and read[-1].marker_time > sent[0][0] + 2.0
+
+        wait_until(six_decisions, "six decisions, some on markers this consumer received")
+        decisions.close_stream()
+        markers.close_stream()
+    finally:
+        pipe.stop()
+    by_index = {r.index: r for r in pipe.hub.since(-1)}
+    for d in read:
+        r = by_index[d.window]
+        # The trial: a marker this consumer received itself, found by its label and time.
+        assert d.marker in MARKED and d.marker == r.label
+        if d.marker_time > sent[0][0] - CLOCK_SYNC_S:  # sent after this consumer connected
+            assert any(m == d.marker and abs(t - d.marker_time) < CLOCK_SYNC_S
+                       for t, m in sent)
+        np.testing.assert_allclose(d.probabilities, r.probabilities, rtol=1e-6)
+        top = int(np.argmax(d.probabilities))
+        expected = r.class_names[top] if d.probabilities[top] >= 0.5 else "undecided"
+        assert d.decision == r.decision == expected
+        assert d.confidence == pytest.approx(d.probabilities[top], abs=1e-4)
+    status = pipe.hub.status()
+    assert status.inference.windows_decided + status.inference.windows_undecided == sum(
+        r.probabilities is not None for r in pipe.hub.since(-1))
+
+
+def test_an_overrun_stays_counted_as_lost(live, make_config, monkeypatch):
+    name, _ = live
+    pipe = Pipeline(make_config(name).override(**{"stream.buffer_seconds": 1.5})).start()
+    try:
+        wait_until(lambda: pipe.hub.status().windows_done >= 1, "windows_done >= 1")
+        processing, ring = pipe.processing, pipe.processing.ring
+        entered, release = threading.Event(), threading.Event()
+        process = processing._process
+
+        def held(position):  # the fault: processing stops for longer than the buffer holds
+            if not entered.is_set():
+                entered.set()
+                release.wait(EVENTUALLY_S)
+            process(position)
+
+        monkeypatch.setattr(processing, "_process", held)
+        wait_until(entered.is_set, "processing to be held")
+        written = ring.n_written
+        wait_until(lambda: ring.n_written > written + ring.capacity, "the ring to be lapped")
+        release.set()
+        wait_until(lambda: pipe.hub.status().processing.samples_skipped > 0, "the overrun")
+        skipped = pipe.hub.status().samples_lost
+        received = pipe.hub.status().samples_received
+        # The inlet keeps reporting its own counts; the skipped samples stay in the total.
+        wait_until(lambda: pipe.hub.status().samples_received > received + 250,
+                   "a second more of samples")
+        wait_until(lambda: pipe.hub.status().windows_done > 3, "windows after the overrun")
+    finally:
+        pipe.stop()
+    status = pipe.hub.status()
+    assert skipped >= ring.capacity // 2
+    assert status.stream.samples_lost == 0 and status.gaps == 0  # the inlet lost nothing
+    assert status.samples_lost == status.processing.samples_skipped == skipped
