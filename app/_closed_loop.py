@@ -28,6 +28,7 @@ from sklearn.metrics import balanced_accuracy_score
 from neurorvq_stream.decoders import Decoder, default_decoder, load_decoder
 from neurorvq_stream.engines import PATCH_SAMPLES
 from neurorvq_stream.streamer import (
+    MarkerFormat,
     Pipeline,
     Player,
     ResultHub,
@@ -178,9 +179,11 @@ def run_checker_closed_loop(
         markers = pylsl.StreamInlet(minfo)
         for inlet in (predictions, markers):
             inlet.open_stream(5.0)
+        marker_format = MarkerFormat(markers.info(5.0))
         player.start()
         try:
-            _score_until_done(player, predictions, markers, scorer, print_every, quiet)
+            _score_until_done(player, predictions, markers, marker_format, scorer, print_every,
+                              quiet)
         finally:
             player.stop()
             # Closed before the pipeline closes its outlets: an open inlet would try to
@@ -206,8 +209,8 @@ def run_checker_closed_loop(
     )
 
 
-def _score_until_done(player: Player, predictions, markers, scorer: PredictionScorer,
-                      print_every: int, quiet: bool) -> None:
+def _score_until_done(player: Player, predictions, markers, marker_format: MarkerFormat,
+                      scorer: PredictionScorer, print_every: int, quiet: bool) -> None:
     """Pull markers and predictions until the replay ended and its last window came back.
 
     LSL times become recording seconds: ``(t - t0) * speed`` undoes the player's clock.
@@ -217,8 +220,8 @@ def _score_until_done(player: Player, predictions, markers, scorer: PredictionSc
     while done_at is None or time.monotonic() < done_at:
         if done_at is None and not player.is_alive():
             done_at = time.monotonic() + 2.0 + scorer.lag / player.speed
-        labels, stamps = markers.pull_chunk(timeout=0.0)
-        for (label,), t in zip(labels, stamps, strict=True):
+        samples, stamps = markers.pull_chunk(timeout=0.0)
+        for t, label in marker_format.events(samples, stamps):
             scorer.add_marker((t - player.t0) * player.speed, label)
         samples, stamps = predictions.pull_chunk(timeout=0.0)
         for p, t in zip(samples, stamps, strict=True):

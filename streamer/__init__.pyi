@@ -1,6 +1,7 @@
 from ._channel_mapping import ChannelMapping, map_channels
 from ._config import ConfigError, RunConfig
 from ._datasets import SUBJECTS, bundled_events, bundled_recording
+from ._inlet import MarkerFormat
 from ._lsl import find_streams, format_stream_list, use_loopback_config
 from ._pipeline import Pipeline
 from ._player import Player, Recording, RecordingError, load_recording
@@ -15,6 +16,7 @@ __all__ = [
     "ChannelFlag",
     "ChannelMapping",
     "ConfigError",
+    "MarkerFormat",
     "MarkerLockedWindows",
     "Pipeline",
     "PipelineStatus",
