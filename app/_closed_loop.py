@@ -179,7 +179,7 @@ def run_checker_closed_loop(
         markers = pylsl.StreamInlet(minfo)
         for inlet in (predictions, markers):
             inlet.open_stream(5.0)
-        marker_format = MarkerFormat(markers.info(5.0))
+        marker_format = MarkerFormat.of(markers.info(5.0))
         player.start()
         try:
             _score_until_done(player, predictions, markers, marker_format, scorer, print_every,

@@ -211,26 +211,39 @@ class MarkerFormat:
     mne-lsl's one-hot annotations (type ``annotations``, one numeric channel per
     description, a non-zero value marks an onset: the annotation's duration, -1 for none),
     where each non-zero channel is an event labelled with the channel's name. Anything else
-    (a regular-rate stream, numbers of another type) cannot be markers: a ValueError says
-    what the stream is and what to pass instead.
+    (a regular-rate stream, numbers of another type) cannot be markers: ``of`` raises a
+    ValueError that says what the stream is and what to pass instead.
     """
 
-    def __init__(self, info: object) -> None:
-        """``info``: the stream's full info (``inlet.info()``: the one-hot labels are in
-        its ``desc``)."""
+    def __init__(self, labels: tuple[str, ...] | None = None) -> None:
+        """``labels``: the one-hot channels' names; None for strings."""
+        self.labels = labels
+
+    @classmethod
+    def of(cls, info: object) -> MarkerFormat:
+        """The format of the stream ``info`` (a full info, ``inlet.info()``, for one-hot:
+        the labels are in its ``desc``), or a ValueError naming what it is instead."""
         d = describe(info)
-        self.labels: tuple[str, ...] | None = None
-        if d.channel_format == "string":
-            return
-        if d.sfreq == 0 and d.type.lower() == ANNOTATIONS_TYPE:
-            self.labels = tuple(c.label for c in _read_channels(info))
-            return
+        labels = tuple(c.label for c in _read_channels(info))
+        found = cls.read(d.channel_format, d.type, d.sfreq, labels)
+        if found is not None:
+            return found
         what = f"a {d.sfreq:g} Hz stream" if d.sfreq > 0 else f"{d.channel_format} samples"
         raise ValueError(
             f"Stream {d.name!r} has type {d.type!r} ({what}), which cannot be markers: a "
             "marker stream sends strings (type 'Markers') or mne-lsl's annotations (type "
             f"'{ANNOTATIONS_TYPE}'). Pass the marker stream's name to --markers "
             "(markers.name); `neurorvq-stream list` shows the streams.")
+
+    @classmethod
+    def read(cls, channel_format: str, type: str, sfreq: float,
+             labels: tuple[str, ...]) -> MarkerFormat | None:
+        """The format of a stream so declared (live or in an XDF file); None: not markers."""
+        if channel_format == "string":
+            return cls()
+        if sfreq == 0 and type.lower() == ANNOTATIONS_TYPE:
+            return cls(labels)
+        return None
 
     def events(self, samples: Sequence[Sequence[object]],
                stamps: Sequence[float]) -> list[tuple[float, str]]:
@@ -261,11 +274,11 @@ class MarkerInlet:
 
         info = resolve_one(name, type, source_id, host, resolve_timeout)
         self.description = describe(info)
-        MarkerFormat(info)  # refuse a stream that cannot be markers before connecting
+        MarkerFormat.of(info)  # refuse a stream that cannot be markers before connecting
         self._inlet = pylsl.StreamInlet(info, recover=True, processing_flags=pylsl.proc_clocksync)
         #: The resolved stream (with its uid): what a recorder records.
         self.info = self._inlet.info(timeout=resolve_timeout)
-        self.format = MarkerFormat(self.info)
+        self.format = MarkerFormat.of(self.info)
 
     def open(self, timeout: float = 5.0) -> None:
         self._inlet.open_stream(timeout=timeout)

@@ -18,6 +18,7 @@ amplifier) becomes a tag, ``<input>-NeuroRVQ-<tag>-Predictions``. Outlets that s
 their metadata (``desc/neurorvq/source_uid``) that they come from this very input are a
 second pipeline on the same stream, which is refused, as is a configured identity that is
 taken: the user named it and gets it or an error.
+
 The reconstruction has its own stream type, ``Reconstruction``, so tools that take "the
 first EEG stream" still find the amplifier.
 """

@@ -20,7 +20,7 @@ import pyxdf
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 from mne_lsl.stream import StreamLSL
 
-from neurorvq_stream.streamer import Pipeline, RunConfig, find_streams
+from neurorvq_stream.streamer import Pipeline, RunConfig, find_streams, load_recording
 from neurorvq_stream.streamer._inlet import MarkerInlet
 from neurorvq_stream.streamer._outlets import run_tag
 from neurorvq_stream.training.calibrate import record_epochs
@@ -200,19 +200,28 @@ def test_mne_lsl_stream_reads_the_outlets(mne_player, parity_tokenizer, parity_c
 def test_a_replayed_session_and_a_new_pipeline_publish_distinct_streams(
         parity_tokenizer, parity_classifier, tmp_path):
     session = tmp_path / "session.xdf"
-    # A recorded session: mne-lsl's player as the amplifier, outlets named after it, all
-    # recorded by LabRecorder; then the amplifier and the pipeline are gone.
+    # A recorded session: mne-lsl's player as the amplifier with its annotations, outlets
+    # named after it, all recorded by LabRecorder; then the player and the pipeline are gone.
     settings = {"models.tokenizer": str(parity_tokenizer),
                 "models.classifier": str(parity_classifier)}
-    player = MnePlayer(tmp_path, "none")
+    player = MnePlayer(tmp_path)
     name = player.name
     try:
-        with Pipeline(_config(name, True, **settings, **{"record.path": str(session)})) as first:
+        with Pipeline(_config(name, True, **settings, **{
+                "record.path": str(session), "markers.name": f"{name}-annotations"})) as first:
             wait_until(lambda: first.hub.status().windows_done >= 2, "two windows recorded")
     finally:
         player.stop()
     recorded = {s["info"]["name"][0] for s in pyxdf.load_xdf(str(session))[0]}
-    assert recorded == {name, f"{name}-NeuroRVQ-Predictions", f"{name}-NeuroRVQ-Reconstruction"}
+    assert recorded == {name, f"{name}-annotations", f"{name}-NeuroRVQ-Predictions",
+                        f"{name}-NeuroRVQ-Reconstruction"}
+    # The recorded annotations are the file's markers (`play`, `calibrate --recording`),
+    # each on its spike (mne-lsl stamps it one sample early).
+    rec = load_recording(session)
+    assert rec.events and {label for _, label in rec.events} <= set(DESCRIPTIONS)
+    for onset, _ in rec.events:
+        k = round(onset * rec.sfreq)
+        assert np.abs(rec.data[k - 1:k + 3]).max() > SPIKE_UV / 2 * 1e-6  # volts, as sent
     # pyxdf replays every stream of it under its old name and source_id ...
     replay = subprocess.Popen([sys.executable, "-m", "pyxdf.cli.playback_lsl", str(session),
                                "--loop"], stdout=subprocess.DEVNULL)
@@ -224,14 +233,17 @@ def test_a_replayed_session_and_a_new_pipeline_publish_distinct_streams(
         for _ in ("start", "restart"):  # a restarted pipeline keeps its identities
             second = Pipeline(_config(name, True, **settings)).start()
             try:
-                assert second.outlets.names[0] == f"{name}-NeuroRVQ-{tag}-Predictions"
+                ours = set(second.outlets.names)
+                assert f"{name}-NeuroRVQ-{tag}-Predictions" in ours
                 seen = [i for i in find_streams() if i.name().startswith(name)]
-                assert set(second.outlets.names) <= {i.name() for i in seen}
             finally:
                 second.stop()
-            for key in ("name", "source_id"):
-                counts = Counter(getattr(i, key)() for i in seen)
-                assert max(counts.values()) == 1, counts
+            assert ours <= {i.name() for i in seen}
+            names = Counter(i.name() for i in seen)
+            assert max(names.values()) == 1, names
+            # (mne-lsl gives its annotations the EEG's source_id; ours are each unique)
+            source_ids = Counter(i.source_id() for i in seen)
+            assert all(source_ids[i.source_id()] == 1 for i in seen if i.name() in ours)
     finally:
         replay.terminate()
         replay.wait()
