@@ -19,9 +19,11 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("streams")
     g.add_argument("--stream", default=None, help="name of the EEG stream (see `list`)")
     g.add_argument("--source-id", default=None, help="source_id of the EEG stream")
-    g.add_argument("--markers", default=None, help="name of a string marker stream")
+    g.add_argument("--markers", default=None,
+                   help="name of the marker stream (strings, or mne-lsl's annotations)")
     g.add_argument("--unit", default=None,
-                   help="unit the amplifier sends (V, mV, uV, nV) when its metadata is wrong")
+                   help="unit the amplifier sends (V, mV, uV, nV, or a power-of-ten exponent of "
+                   "volts as mne-lsl writes it: -6) when its metadata is wrong")
 
 
 def add_signal_options(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 from ._channel_mapping import ChannelMapping, map_channels
 from ._config import ConfigError, RunConfig
 from ._datasets import SUBJECTS, bundled_events, bundled_recording
+from ._inlet import MarkerFormat
 from ._lsl import find_streams, format_stream_list, use_loopback_config
 from ._outlets import Decision, read_decision
 from ._pipeline import Pipeline
@@ -17,6 +18,7 @@ __all__ = [
     "ChannelMapping",
     "ConfigError",
     "Decision",
+    "MarkerFormat",
     "MarkerLockedWindows",
     "Pipeline",
     "PipelineStatus",

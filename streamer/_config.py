@@ -160,10 +160,14 @@ class StreamConfig:
 
 @dataclass
 class MarkerConfig:
-    """Optional string-marker stream (ERP windows, replay scoring); off when no name/id."""
+    """Optional marker stream (ERP windows, replay scoring); off when no name/id.
+
+    Found by name whatever its type (``type`` only narrows the search): strings, or
+    mne-lsl's annotations stream (``streamer._inlet.MarkerFormat``).
+    """
 
     name: str | None = None
-    type: str | None = "Markers"
+    type: str | None = None
     source_id: str | None = None
     # markers that lock a window (ERP mode); None = all
     labels: tuple[str, ...] | None = _setting(None, _labels)

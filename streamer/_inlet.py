@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,13 +201,72 @@ class EEGInlet:
         return jumps + 1 if first else jumps
 
 
+#: The stream type of mne-lsl's annotations (``PlayerLSL(..., annotations=True)``).
+ANNOTATIONS_TYPE = "annotations"
+
+
+class MarkerFormat:
+    """How a marker stream's samples become ``(timestamp, label)`` events.
+
+    Two layouts are markers: strings (the LSL convention, any stream type; the first
+    channel is the label, as mne-lsl's ``annotations_encoding='string'`` sends it) and
+    mne-lsl's one-hot annotations (type ``annotations``, one numeric channel per
+    description, a non-zero value marks an onset: the annotation's duration, -1 for none),
+    where each non-zero channel is an event labelled with the channel's name. Anything else
+    (a regular-rate stream, numbers of another type) cannot be markers: ``of`` raises a
+    ValueError that says what the stream is and what to pass instead.
+    """
+
+    def __init__(self, labels: tuple[str, ...] | None = None) -> None:
+        """``labels``: the one-hot channels' names; None for strings."""
+        self.labels = labels
+
+    @classmethod
+    def of(cls, info: object) -> MarkerFormat:
+        """The format of the stream ``info`` (a full info, ``inlet.info()``, for one-hot:
+        the labels are in its ``desc``), or a ValueError naming what it is instead."""
+        d = describe(info)
+        labels = tuple(c.label for c in _read_channels(info))
+        found = cls.read(d.channel_format, d.type, d.sfreq, labels)
+        if found is not None:
+            return found
+        what = f"a {d.sfreq:g} Hz stream" if d.sfreq > 0 else f"{d.channel_format} samples"
+        raise ValueError(
+            f"Stream {d.name!r} has type {d.type!r} ({what}), which cannot be markers: a "
+            "marker stream sends strings (type 'Markers') or mne-lsl's annotations (type "
+            f"'{ANNOTATIONS_TYPE}'). Pass the marker stream's name to --markers "
+            "(markers.name); `neurorvq-stream list` shows the streams.")
+
+    @classmethod
+    def read(cls, channel_format: str, type: str, sfreq: float,
+             labels: tuple[str, ...]) -> MarkerFormat | None:
+        """The format of a stream so declared (live or in an XDF file); None: not markers."""
+        if channel_format == "string":
+            return cls()
+        if sfreq == 0 and type.lower() == ANNOTATIONS_TYPE:
+            return cls(labels)
+        return None
+
+    def events(self, samples: Sequence[Sequence[object]],
+               stamps: Sequence[float]) -> list[tuple[float, str]]:
+        """The events in pulled ``samples`` (one row per sample) stamped ``stamps``."""
+        if self.labels is None:
+            return [(float(t), str(s[0])) for s, t in zip(samples, stamps, strict=True)]
+        return [(float(t), self.labels[k]) for s, t in zip(samples, stamps, strict=True)
+                for k in np.flatnonzero(np.asarray(s, dtype=float))]
+
+
 class MarkerInlet:
-    """String markers (event labels) with their source timestamps, pulled without waiting."""
+    """Markers (event labels) with their source timestamps, pulled without waiting.
+
+    Found by name (or source_id) whatever the stream's type; strings and mne-lsl's
+    annotations are understood (:class:`MarkerFormat`).
+    """
 
     def __init__(
         self,
         name: str | None = None,
-        type: str | None = "Markers",
+        type: str | None = None,
         source_id: str | None = None,
         host: str | None = None,
         *,
@@ -217,14 +276,11 @@ class MarkerInlet:
 
         info = resolve_one(name, type, source_id, host, resolve_timeout)
         self.description = describe(info)
-        #: The resolved stream (with its uid): what a recorder records.
-        self.info = info
-        if self.description.channel_format != "string":
-            raise ValueError(
-                f"Marker stream {self.description.name!r} has format "
-                f"{self.description.channel_format}; markers must be strings."
-            )
+        MarkerFormat.of(info)  # refuse a stream that cannot be markers before connecting
         self._inlet = pylsl.StreamInlet(info, recover=True, processing_flags=pylsl.proc_clocksync)
+        #: The resolved stream (with its uid): what a recorder records.
+        self.info = self._inlet.info(timeout=resolve_timeout)
+        self.format = MarkerFormat.of(self.info)
 
     def open(self, timeout: float = 5.0) -> None:
         self._inlet.open_stream(timeout=timeout)
@@ -233,7 +289,7 @@ class MarkerInlet:
     def pull(self) -> list[tuple[float, str]]:
         """Markers that arrived since the last call, as ``(timestamp, label)``."""
         samples, ts = self._inlet.pull_chunk(timeout=0.0, as_numpy=False)
-        return [(float(t), str(s[0])) for s, t in zip(samples, ts, strict=True)]
+        return self.format.events(samples, ts)
 
     def close(self) -> None:
         self._inlet.close_stream()

@@ -8,6 +8,17 @@ Names and source_ids are derived from the input stream (``<input>-NeuroRVQ-Predi
 source_id ``<input source_id>-neurorvq-predictions``) unless configured: two pipelines on
 one network (two rooms, hyperscanning) stay apart, and the same input gives the same
 identities after a restart, so liblsl's ``recover`` reconnects consumers to the right one.
+
+No name or source_id is ever published twice (``claim_identity``). A recorded session
+replayed by another tool (pyxdf's ``playback_lsl``) re-publishes the old outlets under
+their old names and source_ids next to the replayed EEG, so the identity derived from the
+input's name is then taken. The run's own identity tells them apart: the uid of the input
+stream it reads (a new one for every replay; the same for a pipeline restarted on a running
+amplifier) becomes a tag, ``<input>-NeuroRVQ-<tag>-Predictions``. Outlets that say in
+their metadata (``desc/neurorvq/source_uid``) that they come from this very input are a
+second pipeline on the same stream, which is refused, as is a configured identity that is
+taken: the user named it and gets it or an error.
+
 The reconstruction has its own stream type, ``Reconstruction``, so tools that take "the
 first EEG stream" still find the amplifier.
 
@@ -23,16 +34,19 @@ with its trial by the marker's own label and time, without timing rules of its o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from neurorvq_stream.engines import MODEL_RATE
 
-from ._lsl import ChannelInfo, write_channels
+from ._lsl import ChannelInfo, describe, find_streams, write_channels
 from ._models import BoundDecoder
 from ._quality import FLAG_NAMES, count_by_kind
 from ._results import PipelineStatus, WindowResult
+
+logger = logging.getLogger("neurorvq_stream")
 
 KINDS = ("Predictions", "Decisions", "Tokens", "Reconstruction", "Metrics")
 #: Channels of the decisions outlet (strings), in order.
@@ -75,6 +89,64 @@ class OutletIdentity:
 
     def stream_source_id(self, kind: str) -> str:
         return f"{self.source_id}-{kind.lower()}"
+
+    def tagged(self, tag: str) -> OutletIdentity:
+        """This identity told apart by ``tag`` (``<name>-<tag>-<Kind>``)."""
+        return OutletIdentity(f"{self.name}-{tag}", f"{self.source_id}-{tag}")
+
+    def holders(self, infos: list[object]) -> list[object]:
+        """The streams in ``infos`` that already carry one of this identity's names or
+        source_ids (any kind: an outlet not opened in one run may be open in another)."""
+        names = {self.stream_name(kind) for kind in KINDS}
+        ids = {self.stream_source_id(kind) for kind in KINDS}
+        return [i for i in infos if i.name() in names or i.source_id() in ids]
+
+
+def run_tag(input_uid: str) -> str:
+    """The short tag of the input stream instance a run reads (its LSL uid)."""
+    return input_uid.replace("-", "")[:8]
+
+
+def claim_identity(derived: OutletIdentity, configured: bool, input_name: str,
+                   input_uid: str, timeout: float = 1.0) -> OutletIdentity:
+    """The identity this run publishes under, free on the network (module docstring).
+
+    ``derived`` comes from the input stream, or from the configuration when
+    ``configured``; ``input_uid`` is the uid of the input stream this run reads.
+    """
+    seen = find_streams(timeout=timeout)
+    holders = derived.holders(seen)
+    if not holders:
+        return derived
+    if not configured and not any(_reads(info, input_uid, timeout) for info in holders):
+        own = derived.tagged(run_tag(input_uid))
+        if not own.holders(seen):
+            logger.warning(
+                "Streams named like this run's outlets are already published (%s: a replayed "
+                "session?); this run publishes %s instead.",
+                ", ".join(sorted({i.name() for i in holders})), own.stream_name("*"))
+            return own
+        holders = own.holders(seen)
+    d = describe(holders[0])
+    raise ValueError(
+        f"Another program already publishes an LSL stream with source_id {d.source_id!r} "
+        f"(name {d.name!r}; is a second pipeline running on {input_name!r}?). Give this run "
+        "its own outlets.name and outlets.source_id.")
+
+
+def _reads(info: object, input_uid: str, timeout: float) -> bool:
+    """Whether the stream ``info`` is a pipeline's outlet on the input stream ``input_uid``
+    (its ``desc/neurorvq/source_uid``; replayed outlets lose or change it)."""
+    import pylsl
+
+    inlet = pylsl.StreamInlet(info)
+    try:
+        full = inlet.info(timeout=timeout)
+    except RuntimeError:  # pylsl's TimeoutError or LostError
+        return False  # gone or not answering: not a live pipeline
+    finally:
+        inlet.close_stream()
+    return full.desc().child("neurorvq").child_value("source_uid") == input_uid
 
 
 def decision_sample(result: WindowResult) -> list[str]:

@@ -40,10 +40,9 @@ from ._channel_mapping import ChannelMapping, map_channels
 from ._config import RunConfig
 from ._inference import InferenceStage
 from ._inlet import Acquisition, EEGInlet, MarkerInlet
-from ._lsl import find_streams
 from ._mailbox import Mailbox
 from ._models import BoundDecoder, ClassifierWatcher, Models
-from ._outlets import KINDS, OutletIdentity, ResultOutlets
+from ._outlets import KINDS, OutletIdentity, ResultOutlets, claim_identity
 from ._paths import WindowPath
 from ._preprocessing import unit_scale_from_lsl
 from ._processing import ProcessingStage
@@ -289,13 +288,10 @@ class Pipeline:
         if not enabled:
             return None
         desc = self.inlet.description
-        identity = OutletIdentity.derive(desc.name, desc.source_id, o.name, o.source_id)
-        taken = find_streams(source_id=identity.stream_source_id(enabled[0]), timeout=1.0)
-        if taken:
-            raise ValueError(
-                f"Another program already publishes an LSL stream with source_id "
-                f"{identity.stream_source_id(enabled[0])!r} (is a second pipeline running on "
-                f"{desc.name!r}?). Give this run its own outlets.name and outlets.source_id.")
+        identity = claim_identity(
+            OutletIdentity.derive(desc.name, desc.source_id, o.name, o.source_id),
+            configured=o.name is not None or o.source_id is not None,
+            input_name=desc.name, input_uid=self.inlet.info.uid())
         hop = round(self.config.windows.hop * MODEL_RATE)
         return ResultOutlets(
             identity, self.channels, self.n_patches,
@@ -321,6 +317,8 @@ class Pipeline:
         return {
             "source_stream": self.inlet.description.name,
             "source_id": self.inlet.description.source_id,
+            # the input stream instance: tells this run's outlets from replayed ones
+            "source_uid": self.inlet.info.uid(),
             "tokenizer": str(cfg.models.tokenizer or cfg.tokenizer_path()),
             "engine": (self.models.tokenizer.describe() if self.models.tokenizer is not None
                        else "no tokenizer"),

@@ -1,7 +1,8 @@
 """Replay a recording (EDF/BDF/FIF via MNE, XDF via pyxdf) as live LSL streams.
 
 One EEG outlet with channel metadata (labels, unit as in the file, type, positions when
-a montage gives them) and one string marker outlet built from the file's annotations.
+a montage gives them) and one string marker outlet built from the file's annotations (an
+XDF file's marker streams: strings, or mne-lsl's annotations as ``MarkerFormat`` reads them).
 
 Timestamps: at start the player takes ``t0 = local_clock()``; sample ``n`` is stamped
 ``t0 + n / (sfreq * speed)`` and pushed once that time has come, and a marker at file
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._inlet import MarkerFormat
 from ._lsl import ChannelInfo, write_channels
 
 if TYPE_CHECKING:
@@ -212,13 +214,14 @@ def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:
     channels = _xdf_channels(eeg, data.shape[1])
     events = []
     for s in streams:
-        if not _is_marker_stream(s) or len(s["time_stamps"]) == 0:
+        found = _xdf_marker_format(s)
+        if found is None or len(s["time_stamps"]) == 0:
             continue
-        stamps = np.asarray(s["time_stamps"], dtype=float)
-        inside = (stamps >= times[keep[0]]) & (stamps <= times[keep[-1]])
-        position = np.interp(stamps[inside], times[keep], np.arange(len(keep)))
-        labels = [str(v[0]) for v, ok in zip(s["time_series"], inside, strict=True) if ok]
-        events += [(float(p / sfreq), label) for p, label in zip(position, labels, strict=True)]
+        stamped = [(t, label) for t, label in found.events(s["time_series"], s["time_stamps"])
+                   if times[keep[0]] <= t <= times[keep[-1]]]
+        position = np.interp([t for t, _ in stamped], times[keep], np.arange(len(keep)))
+        events += [(float(p / sfreq), label)
+                   for p, (_, label) in zip(position, stamped, strict=True)]
     return Recording(data, sfreq, channels, sorted(events))
 
 
@@ -227,10 +230,15 @@ def _is_pipeline_output(stream: dict) -> bool:
     return "neurorvq" in desc
 
 
-def _is_marker_stream(stream: dict) -> bool:
+def _xdf_marker_format(stream: dict) -> MarkerFormat | None:
+    """How a recorded stream's samples are markers (strings, mne-lsl's annotations, or
+    numeric codes on a stream typed Markers); None for a stream that holds none."""
     info = stream["info"]
-    return info["channel_format"][0] == "string" or (
-        info["type"][0].lower() == "markers" and float(info["nominal_srate"][0]) == 0)
+    rate = float(info["nominal_srate"][0])
+    if info["type"][0].lower() == "markers" and rate == 0:
+        return MarkerFormat()  # the first channel's value is the label, numbers too
+    labels = tuple(c.label for c in _xdf_channels(stream, int(info["channel_count"][0])))
+    return MarkerFormat.read(info["channel_format"][0], info["type"][0], rate, labels)
 
 
 def _xdf_eeg_stream(streams: list[dict], path: Path) -> dict:

@@ -33,6 +33,7 @@ band-pass.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -70,12 +71,28 @@ _MAX_RATIO_DENOMINATOR = 10_000
 _MAX_GATHER_ELEMENTS = 4_000_000
 
 
-UNIT_NAMES = "V, mV, uV, nV (also volts, millivolts, microvolts, µV, nanovolts)"
+UNIT_NAMES = ("V, mV, uV, nV (also volts, millivolts, microvolts, µV, nanovolts, or mne-lsl's "
+              "power-of-ten exponent of volts: 0, -3, -6, -9)")
+
+# mne-lsl writes a channel's unit as the power of ten of its SI unit ("0": volts, "-6":
+# microvolts; MNE's ``unit_mul``), alone or before the unit's name ("-6 V"). Exponents
+# from nanovolts to volts are the ones an EEG stream can be in.
+_EXPONENT = re.compile(r"([+-]?\d+)(?:v|volts?)?")
+_EXPONENTS = range(-9, 1)
 
 
 def unit_scale(unit: str) -> float | None:
-    """Factor that turns values in ``unit`` into microvolts; None for a name not known."""
-    return _UNIT_SCALES.get(unit.strip().lower().replace(" ", ""))
+    """Factor that turns values in ``unit`` into microvolts; None for a unit not known.
+
+    ``unit`` is a name (``uV``, ``microvolts``, ...) or a power-of-ten exponent of volts as
+    mne-lsl writes it (``"-6"``, ``"-6 V"``).
+    """
+    text = unit.strip().lower().replace(" ", "")
+    exponent = _EXPONENT.fullmatch(text)
+    if exponent is not None:
+        power = int(exponent.group(1))
+        return 10.0 ** (power + 6) if power in _EXPONENTS else None
+    return _UNIT_SCALES.get(text)
 
 
 def unit_scale_from_lsl(unit: str, configured: str | None = None) -> float:

@@ -12,7 +12,12 @@ from neurorvq_stream.decoders import WindowSpec, load_decoder
 from neurorvq_stream.streamer._inlet import InletCounters
 from neurorvq_stream.streamer._lsl import find_streams, read_channels
 from neurorvq_stream.streamer._models import BoundDecoder
-from neurorvq_stream.streamer._outlets import OutletIdentity, ResultOutlets, metrics_labels
+from neurorvq_stream.streamer._outlets import (
+    OutletIdentity,
+    ResultOutlets,
+    metrics_labels,
+    run_tag,
+)
 from neurorvq_stream.streamer._quality import ChannelFlag
 from neurorvq_stream.streamer._results import (
     InferenceCounts,
@@ -139,3 +144,15 @@ def test_identities_follow_the_input_stream_or_the_configuration():
     mine = OutletIdentity.derive("RoomA-EEG", "amp-serial-17", name="Subj1", source_id="s1")
     assert (mine.stream_name("Tokens"), mine.stream_source_id("Tokens")) == (
         "Subj1-Tokens", "s1-tokens")
+
+
+def test_an_identity_is_taken_by_any_stream_with_one_of_its_names_or_source_ids():
+    ours = OutletIdentity.derive("Amp", "amp-1")
+    replayed = [pylsl.StreamInfo("Amp-NeuroRVQ-Tokens", "Tokens", 1, 0, "int32", "other"),
+                pylsl.StreamInfo("Elsewhere", "Metrics", 1, 0, "float32", "amp-1-neurorvq-metrics"),
+                pylsl.StreamInfo("Amp", "EEG", 1, 250, "float32", "amp-1")]
+    assert [i.name() for i in ours.holders(replayed)] == ["Amp-NeuroRVQ-Tokens", "Elsewhere"]
+    tagged = ours.tagged(run_tag("4f1c2a9e-77d0-4b1e-9a65-0c2d9e1f3b7a"))
+    assert tagged.stream_name("Predictions") == "Amp-NeuroRVQ-4f1c2a9e-Predictions"
+    assert tagged.stream_source_id("Predictions") == "amp-1-neurorvq-4f1c2a9e-predictions"
+    assert tagged.holders(replayed) == []

@@ -163,6 +163,19 @@ def test_unit_scale_from_lsl_and_clip() -> None:
     assert np.abs(in_v).max() == pytest.approx(500.0)
 
 
+def test_units_as_mne_lsl_writes_them_are_powers_of_ten_of_volts() -> None:
+    # mne-lsl's PlayerLSL declares MNE's unit multiplier: "0" volts, "-6" microvolts.
+    assert unit_scale_from_lsl("0") == 1e6
+    assert unit_scale_from_lsl("-3") == 1e3
+    assert unit_scale_from_lsl("-6") == 1.0
+    assert unit_scale_from_lsl("-9") == pytest.approx(1e-3)
+    assert unit_scale_from_lsl("-6 V") == unit_scale_from_lsl("-6volts") == 1.0
+    assert unit_scale_from_lsl("uV", configured="-6") == 1.0
+    for unknown in ("3", "-12", "1e-6", "-6 uV"):  # not a voltage an EEG stream is sent in
+        with pytest.raises(ValueError, match=f"unit '{unknown}', which is not one of V, mV"):
+            unit_scale_from_lsl(unknown)
+
+
 def test_the_configured_unit_wins_over_missing_or_wrong_stream_metadata() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the user said which unit: nothing to warn about
