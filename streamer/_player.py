@@ -214,9 +214,9 @@ def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:
     channels = _xdf_channels(eeg, data.shape[1])
     events = []
     for s in streams:
-        found = _xdf_marker_format(s)
+        found = None if _is_pipeline_output(s) else _xdf_marker_format(s)
         if found is None or len(s["time_stamps"]) == 0:
-            continue
+            continue  # a pipeline's own decisions are strings too, but not markers
         stamped = [(t, label) for t, label in found.events(s["time_series"], s["time_stamps"])
                    if times[keep[0]] <= t <= times[keep[-1]]]
         position = np.interp([t for t, _ in stamped], times[keep], np.arange(len(keep)))

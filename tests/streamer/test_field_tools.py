@@ -214,7 +214,7 @@ def test_a_replayed_session_and_a_new_pipeline_publish_distinct_streams(
         player.stop()
     recorded = {s["info"]["name"][0] for s in pyxdf.load_xdf(str(session))[0]}
     assert recorded == {name, f"{name}-annotations", f"{name}-NeuroRVQ-Predictions",
-                        f"{name}-NeuroRVQ-Reconstruction"}
+                        f"{name}-NeuroRVQ-Decisions", f"{name}-NeuroRVQ-Reconstruction"}
     # The recorded annotations are the file's markers (`play`, `calibrate --recording`),
     # each on its spike (mne-lsl stamps it one sample early).
     rec = load_recording(session)
