@@ -99,7 +99,7 @@ class Pipeline:
         inlet = self.inlet = EEGInlet(
             s.name, s.type, s.source_id, s.host,
             resolve_timeout=s.resolve_timeout, stall_timeout=s.stall_timeout,
-            gap_tolerance=s.gap_tolerance, dejitter=s.dejitter,
+            gap_tolerance=s.gap_tolerance, max_jitter=s.max_jitter, dejitter=s.dejitter,
             max_buflen=max(1, int(np.ceil(s.buffer_seconds))), rate_tolerance=s.rate_tolerance,
         )
         unit_scale = self._map_channels(inlet)

@@ -182,6 +182,47 @@ def test_classifier_file_change_is_picked_up_without_restart(live, tmp_path, mak
     assert pipe.hub.status().last_error == ""
 
 
+TEN_TWENTY = ("Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7",
+              "P3", "Pz", "P4", "P8", "O1", "O2")
+
+
+@pytest.mark.parametrize("rate", [1000.0, 2048.0])
+def test_a_complete_stream_with_jittered_chunk_stamps_yields_every_window(make_config, rate):
+    """19 channels, every sample sent, each chunk stamped up to 10 ms late (stamped on
+    arrival): no loss, no gap, and a window every hop from the first to the last."""
+    name = f"jitter-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo(name, "EEG", len(TEN_TWENTY), rate, "float32", name)
+    write_channels(info, [ChannelInfo(c, "microvolts", "EEG") for c in TEN_TWENTY])
+    outlet = pylsl.StreamOutlet(info)
+    config = make_config(name, hop=0.25).override(**{"models.tokenizer": "none",
+                                                     "models.classifier": "none"})
+    pipe = Pipeline(config).start()
+    rng = np.random.default_rng(int(rate))
+    n = round(4.0 * rate)
+    data = (20 * rng.standard_normal((n, len(TEN_TWENTY)))).astype(np.float32)
+    t0 = pylsl.local_clock()
+    k = 0
+    while k < n:  # in real time, chunks of 10-80 samples, each 0-10 ms late
+        stop = min(n, k + int(rng.integers(10, 81)))
+        stamps = t0 + np.arange(k, stop) / rate + rng.uniform(0.0, 0.010)
+        while pylsl.local_clock() < stamps[-1]:
+            time.sleep(0.001)
+        outlet.push_chunk(data[k:stop], stamps.tolist())
+        k = stop
+    # A gap-free 4 s stream gives the windows ending at 1.0, 1.25, ... 3.75 s.
+    expected = t0 + np.arange(1.0, 4.0, 0.25)
+    wait_until(lambda: pipe.hub.status().samples_received == n
+               and any(r.t_last > expected[-1] - 0.02 for r in pipe.hub.since(-1)),
+               "every sample and the window at the end of the stream")
+    pipe.stop()
+    s = pipe.hub.status()
+    results = pipe.hub.since(-1)
+    assert (s.samples_received, s.samples_lost, s.gaps, s.windows_dropped) == (n, 0, 0, 0)
+    assert not any(r.gap for r in results)
+    # Every window, each stamped with its last sample's (jittered) time.
+    np.testing.assert_allclose([r.t_last for r in results], expected, atol=0.015, rtol=0)
+
+
 def test_a_gap_is_reported_and_no_window_spans_it(make_config):
     name = f"gap-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo(name, "EEG", len(LABELS), RATE, "float32", name)
