@@ -9,6 +9,7 @@ from ._quality import ChannelFlag
 from ._recorder import Recorder, StreamQuery
 from ._results import PipelineStatus, ResultHub, WindowResult
 from ._windows import MarkerLockedWindows
+from ._xdf import load_xdf
 
 __all__ = [
     "SUBJECTS",
@@ -32,6 +33,7 @@ __all__ = [
     "find_streams",
     "format_stream_list",
     "load_recording",
+    "load_xdf",
     "map_channels",
     "unit_scale",
     "use_loopback_config",

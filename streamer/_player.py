@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._lsl import ChannelInfo, write_channels
+from ._xdf import load_xdf
 
 if TYPE_CHECKING:
     import mne
@@ -178,12 +179,10 @@ def _warn_if_cut_short(path: Path, raw: mne.io.BaseRaw, name: str) -> None:
     sfreq = float(raw.info["sfreq"])
     present = raw.n_times / sfreq
     if declared > present + 0.5 / sfreq:
-        missing = declared - present
         logger.warning(
-            "Recording %s is shorter than its header says: %.1f s of %.1f s are there "
-            "(%.1f s, %.0f%% missing: the recording was stopped abnormally or the file was "
-            "cut short in a copy). Playing the %.1f s that are there.",
-            name, present, declared, missing, 100 * missing / declared, present,
+            "Recording %s is cut short: its header declares %.1f s, the file holds %.1f s "
+            "(stopped abnormally, or an incomplete copy); using the %.1f s that are there.",
+            name, declared, present, present,
         )
 
 
@@ -194,10 +193,8 @@ def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:
     timestamps, so they stay on the samples they were recorded with even where the
     amplifier's true rate drifts from the nominal one the player replays at.
     """
-    import pyxdf
-
     try:
-        streams, _ = pyxdf.load_xdf(str(path))
+        streams, _ = load_xdf(path)
     except Exception as err:
         raise ValueError(f"Cannot read XDF {str(path)!r} ({err}).") from err
     eeg = _xdf_eeg_stream(streams, path)
