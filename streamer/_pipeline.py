@@ -346,10 +346,16 @@ class Pipeline:
 
         Its windows may differ from the old one's (another window spec): the processing
         stage then cuts the new path from its next pass on. Windows already cut finish on
-        the classifier they were cut for.
+        the classifier they were cut for. Its predictions outlet is opened first and, in a
+        recorded run, recorded before its first window is cut.
         """
         assert self.models is not None and self.processing is not None
         fresh = self._load_classifier(Path(path))
+        if self.outlets is not None:
+            new_stream = self.outlets.prepare(fresh)
+            if new_stream is not None and self.recorder is not None:
+                # LabRecorder records the streams it started on; this one is new.
+                self.recorder.add(new_stream)
         self.processing.set_paths(self.paths(fresh))
         self.models.classifier = fresh
         self.hub.update_status(engine=self.models.describe())

@@ -11,36 +11,58 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("neurorvq_stream")
 
 _MAGIC = b"XDF:"
+#: Chunk tags whose content starts with a stream id: StreamHeader, Samples, ClockOffset,
+#: StreamFooter.
+STREAM_TAGS = (2, 3, 4, 6)
 
 
-def complete_length(path: Path) -> tuple[int, int]:
-    """``(bytes of complete chunks, bytes the file would need)``; equal for a whole file.
+def chunks(path: Path) -> Iterator[tuple[int, int, int, int | None]]:
+    """``(start, end, tag, stream id or None)`` of each complete chunk, read with a seek
+    per chunk; stops at the first incomplete one.
 
     Each chunk starts with a length (1 byte saying how many bytes hold it: 1, 4 or 8, then
-    the length, little-endian) that counts everything after it.
+    the length, little-endian) that counts everything after it: a 2-byte tag, then (for
+    stream headers, samples, clock offsets and footers) a 4-byte stream id.
     """
     size = path.stat().st_size
     pos = len(_MAGIC)
     with path.open("rb") as f:
-        f.seek(pos)
         while pos < size:
+            f.seek(pos)
             head = f.read(1)
             width = head[0] if head else 0
             length_bytes = f.read(width) if width in (1, 4, 8) else b""
-            if len(length_bytes) != width or width not in (1, 4, 8):
-                return pos, max(pos + 1 + width, size + 1)
+            if width not in (1, 4, 8) or len(length_bytes) != width:
+                return
             end = pos + 1 + width + int.from_bytes(length_bytes, "little")
             if end > size:
-                return pos, end
+                return
+            tag = int.from_bytes(f.read(2), "little")
+            stream = int.from_bytes(f.read(4), "little") if tag in STREAM_TAGS else None
+            yield pos, end, tag, stream
             pos = end
-            f.seek(pos)
-    return size, size
+
+
+def complete_length(path: Path) -> tuple[int, int]:
+    """``(bytes of complete chunks, bytes the file would need)``; equal for a whole file."""
+    size = path.stat().st_size
+    complete = len(_MAGIC)
+    for _, end, _, _ in chunks(path):
+        complete = end
+    if complete == size:
+        return size, size
+    with path.open("rb") as f:
+        f.seek(complete)
+        width = f.read(1)[0]
+        length = int.from_bytes(f.read(width), "little") if width in (1, 4, 8) else 0
+    return complete, max(complete + 1 + width + length, size + 1)
 
 
 class _Prefix(io.RawIOBase):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+import pyxdf
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
 from neurorvq_stream.decoders import WindowSpec, decoder_metadata
@@ -411,10 +412,11 @@ MARKED = ("stim-a", "stim-b")
 
 
 def _decoder_file(folder: Path, parity_classifier: Path, spec: WindowSpec,
-                  name: str = "decoder.pt") -> Path:
-    """The parity head as a classifier file whose sidecar records ``spec``."""
+                  name: str = "decoder.pt",
+                  classes: tuple[str, ...] = tuple(f"class{k}" for k in range(4))) -> Path:
+    """The parity head as a classifier file whose sidecar records ``spec`` and ``classes``."""
     path = folder / name
-    meta = decoder_metadata("neurorvq-head", tuple(f"class{k}" for k in range(4)), spec,
+    meta = decoder_metadata("neurorvq-head", classes, spec,
                             {"cv_mean": 0.8, "cv_std": 0.05, "chance": 0.25}, {}, {}, {})
     sidecar_path(path).write_text(json.dumps(meta))
     shutil.copy(parity_classifier, path)  # last: a watcher sees the complete pair
@@ -505,3 +507,41 @@ def test_hot_swap_to_a_classifier_with_other_windows(marked, make_config, parity
     later = [r for r in pipe.hub.since(swapped_at) if r.display]
     assert before < swapped_at and later
     assert all(r.probabilities is None and r.tokens is not None for r in later)
+
+
+def test_a_recorded_run_keeps_every_prediction_across_a_swap_to_other_classes(
+        live, make_config, parity_classifier, tmp_path):
+    """The swapped-in classes publish on a new outlet (another source_id): it is recorded
+    from before its first prediction, and the file holds every prediction of the run."""
+    name, _ = live
+    path = tmp_path / "run.xdf"
+    pipe = Pipeline(make_config(name).override(**{"record.path": str(path)})).start()
+    try:
+        wait_until(lambda: sum(r.probabilities is not None for r in pipe.hub.since(-1)) >= 2,
+                   "predictions of the first classifier")
+        first_classes = pipe.models.classifier.class_names
+        other = ("left", "right", "up", "down")
+        spec = WindowSpec(mode="sliding", n_patches=1, marker_offset=0.0, labels=(),
+                          channels=("c3", "cz", "c4"))
+        pipe.swap_classifier(_decoder_file(tmp_path, parity_classifier, spec, "other.pt",
+                                           other))
+        wait_until(lambda: sum(r.class_names == other for r in pipe.hub.since(-1)) >= 3,
+                   "predictions of the swapped-in classifier")
+    finally:
+        pipe.stop()
+    sent = [r for r in pipe.hub.since(-1) if r.probabilities is not None]
+    streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
+    recorded = {s["info"]["source_id"][0]: s for s in streams
+                if s["info"]["type"][0] == "Predictions"}
+    assert sorted(recorded) == [f"{name}-out-predictions", f"{name}-out-predictions-2"]
+    for source_id, classes in ((f"{name}-out-predictions", first_classes),
+                               (f"{name}-out-predictions-2", other)):
+        stream = recorded[source_id]
+        labels = [c["label"][0] for c in stream["info"]["desc"][0]["channels"][0]["channel"]]
+        assert tuple(labels) == tuple(classes)
+        mine = [r for r in sent if r.class_names == tuple(classes)]
+        assert len(stream["time_stamps"]) == len(mine)
+        np.testing.assert_array_equal(stream["time_series"],
+                                      [np.float32(r.probabilities) for r in mine])
+        np.testing.assert_allclose(stream["time_stamps"], [r.t_last for r in mine],
+                                   atol=CLOCK_SYNC_S, rtol=0)
