@@ -5,7 +5,7 @@ from ._lsl import find_streams, format_stream_list, use_loopback_config
 from ._pipeline import Pipeline
 from ._player import Player, Recording, RecordingError, load_recording
 from ._preprocessing import Preprocessor, unit_scale
-from ._quality import ChannelFlag
+from ._quality import ChannelFlag, UnitCheck, assess_window, unit_warning
 from ._recorder import Recorder, StreamQuery
 from ._results import PipelineStatus, ResultHub, WindowResult
 from ._windows import MarkerLockedWindows
@@ -27,7 +27,9 @@ __all__ = [
     "ResultHub",
     "RunConfig",
     "StreamQuery",
+    "UnitCheck",
     "WindowResult",
+    "assess_window",
     "bundled_events",
     "bundled_recording",
     "find_streams",
@@ -36,5 +38,6 @@ __all__ = [
     "load_xdf",
     "map_channels",
     "unit_scale",
+    "unit_warning",
     "use_loopback_config",
 ]

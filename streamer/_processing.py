@@ -26,7 +26,14 @@ from ._inlet import EEGInlet, MarkerInlet
 from ._mailbox import Mailbox, QueuedWindow
 from ._paths import WindowPath
 from ._preprocessing import Preprocessor
-from ._quality import ChannelFlag, UnitCheck, assess_window, count_by_kind
+from ._quality import (
+    ChannelFlag,
+    UnitCheck,
+    assess_window,
+    count_by_kind,
+    rate_warning,
+    unit_warning,
+)
 from ._results import ResultHub
 from ._ring_buffer import BufferOverrunError, RingBuffer
 from ._windows import MarkerLockedWindows, SlidingWindows, Window
@@ -189,12 +196,10 @@ class ProcessingStage:
         c = self.inlet.counters
         warnings = []
         if c.rate_mismatch:
-            expected = self.inlet.sfreq * self.inlet.replay_speed
-            warnings.append(f"samples arrive at {c.measured_rate:.1f} Hz, not the declared "
-                            f"{expected:g} Hz: check the amplifier's rate setting")
+            warnings.append(rate_warning(c.measured_rate,
+                                         self.inlet.sfreq * self.inlet.replay_speed))
         if self._unit.verdict:
-            warnings.append(f"{self._unit.verdict}; set stream.unit (--unit) to the unit the "
-                            "amplifier sends")
+            warnings.append(unit_warning(self._unit.verdict))
         skipped = sum(getattr(cut.scheduler, "n_skipped", 0) for cut in self.cuts)
         self.hub.update_status(
             stream_state=c.state, samples_received=c.samples_received,
