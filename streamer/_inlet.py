@@ -29,12 +29,12 @@ segment, segments split only where stamps jump by more than 1 s and 500 samples 
 default) both smooth stamps onto such a line, which would spread a shorter hole over the
 line; this timeline only judges continuity and leaves the stamps as they arrived
 (``dejitter`` turns liblsl's on for the stamps, gap detection still runs on them).
-Stall detection: once samples flowed, no
-sample for ``stall_timeout`` seconds sets the state to ``"stalled"`` (before the first sample
-it stays ``"starting"``: a source connected ahead of its first sample, as a replay is, has
-not stalled); the first sample afterwards sets it back to ``"streaming"`` (a restarted
-outlet with the same ``source_id`` is picked up by
-liblsl's ``recover``). Rate check: the arrival rate is compared with the nominal rate
+
+Stall detection: once samples flowed, no sample for ``stall_timeout`` seconds sets the
+state to ``"stalled"`` (before the first sample it stays ``"starting"``: a source connected
+ahead of its first sample, as a replay is, has not stalled); the first sample afterwards
+sets it back to ``"streaming"`` (a restarted outlet with the same ``source_id`` is picked up
+by liblsl's ``recover``). Rate check: the arrival rate is compared with the nominal rate
 (times the replay speed a player declares in ``desc/replay/speed``), see ``RateMonitor``.
 """
 
@@ -236,6 +236,7 @@ class SampleTimeline:
         self._block_floor = np.inf
 
     def place(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Put the next chunk's stamps on the timeline; ``(breaks, lost)`` of its gaps."""
         ts = np.asarray(ts, dtype=np.float64)
         if len(ts) == 0:
             return np.empty(0, int), np.empty(0, int)

@@ -153,11 +153,10 @@ class ResultOutlets:
         return pylsl.StreamInfo(self.identity.stream_name(kind), kind, n_channels, rate, fmt,
                                 source_id or self.identity.stream_source_id(kind))
 
-    def _open(self, kind: str, info: object, chunk_size: int = 0,
-              extra: dict[str, str] | None = None) -> None:
+    def _open(self, kind: str, info: object, chunk_size: int = 0) -> None:
         import pylsl
 
-        _describe_run(info, {**self.meta, **(extra or {})})
+        _describe_run(info, self.meta)
         self._outlets[kind] = pylsl.StreamOutlet(info, chunk_size=chunk_size)
 
     def set_classifier(self, classifier: BoundDecoder) -> None:
