@@ -8,7 +8,13 @@ import pylsl
 import pytest
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
-from neurorvq_stream.streamer._inlet import Acquisition, EEGInlet, MarkerInlet, resolve_one
+from neurorvq_stream.streamer._inlet import (
+    Acquisition,
+    EEGInlet,
+    MarkerInlet,
+    SampleTimeline,
+    resolve_one,
+)
 from neurorvq_stream.streamer._ring_buffer import RingBuffer
 
 RATE = 500.0
@@ -135,6 +141,25 @@ def test_a_real_hole_among_jittered_chunks_is_counted_with_its_size(rate, n_ch, 
     assert c.gaps == 1 and gaps == [round(2.0 * rate)]
     # Known to within the arrival delay of the chunk after the hole (0-10 ms).
     assert missing <= c.samples_lost <= missing + 0.010 * rate
+
+
+@pytest.mark.parametrize("ppm", [-300.0, 300.0])
+def test_clock_drift_under_jitter_is_followed_not_counted(ppm):
+    """10 minutes of a 1 kHz amplifier whose clock runs 300 ppm off this one (0.18 s over
+    the run), chunks stamped 0-10 ms late: no gap; a 100-sample hole is still found."""
+    rng = np.random.default_rng(7)
+    timeline = SampleTimeline(1000.0, 0.02)
+    n, hole_at = 600_000, 400_000
+    index = np.concatenate((np.arange(hole_at), np.arange(hole_at + 100, n)))
+    true = index / (1000.0 * (1 + ppm * 1e-6))
+    breaks, lost, pos = [], [], 0
+    while pos < len(index):
+        size = int(rng.integers(10, 81))
+        b, m = timeline.place(true[pos:pos + size] + rng.uniform(0.0, 0.010))
+        breaks += (pos + b).tolist()
+        lost += m.tolist()
+        pos += size
+    assert breaks == [hole_at] and 100 <= lost[0] <= 110
 
 
 def test_a_source_that_has_not_sent_yet_is_starting_not_stalled(stream):
