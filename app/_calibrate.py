@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(result.table())
+    if result.rejected_line():
+        print(result.rejected_line())
     print(f"\nSaved {result.chosen.kind} to {result.path}: {result.reason}.")
     print(f"Window spec: {result.chosen.epochs.spec.describe()}.")
     print(f"Run it with: neurorvq-stream run --classifier {result.path} (a pipeline already "

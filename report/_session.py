@@ -139,13 +139,13 @@ def _is_markers(s: Stream, fmt: str) -> bool:
 
 def load_session(path: str | Path) -> Session:
     """Read ``path`` with pyxdf (clock offsets applied) and sort its streams by role."""
-    import pyxdf
+    from neurorvq_stream.streamer import load_xdf
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Recording {str(path)!r} does not exist.")
     try:
-        raws, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
+        raws, _ = load_xdf(path, dejitter_timestamps=False)
     except Exception as err:
         raise ValueError(f"Cannot read XDF {str(path)!r} ({err}).") from err
     streams = [_stream(r) for r in raws]

@@ -7,10 +7,11 @@ from ._outlets import Decision, read_decision
 from ._pipeline import Pipeline
 from ._player import Player, Recording, RecordingError, load_recording
 from ._preprocessing import Preprocessor, unit_scale
-from ._quality import ChannelFlag
+from ._quality import ChannelFlag, UnitCheck, assess_window, unit_warning
 from ._recorder import Recorder, StreamQuery
 from ._results import PipelineStatus, ResultHub, WindowResult
 from ._windows import MarkerLockedWindows
+from ._xdf import load_xdf
 
 __all__ = [
     "SUBJECTS",
@@ -30,14 +31,18 @@ __all__ = [
     "ResultHub",
     "RunConfig",
     "StreamQuery",
+    "UnitCheck",
     "WindowResult",
+    "assess_window",
     "bundled_events",
     "bundled_recording",
     "find_streams",
     "format_stream_list",
     "load_recording",
+    "load_xdf",
     "map_channels",
     "read_decision",
     "unit_scale",
+    "unit_warning",
     "use_loopback_config",
 ]

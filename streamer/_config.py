@@ -142,6 +142,9 @@ class StreamConfig:
     (None: trust the stream; a stream without a unit is then taken as microvolts, with a
     warning). ``rate_tolerance`` is the relative mismatch between the nominal rate and the
     rate measured from the timestamps above which the stream is flagged (0.02: 2 %).
+    A sample is after a gap when it is later than the stream's sample-count timeline by
+    more than ``gap_tolerance`` samples and ``max_jitter`` seconds (chunks stamped on
+    arrival jitter by milliseconds without losing anything; see ``_inlet``).
     """
 
     name: str | None = None
@@ -152,6 +155,7 @@ class StreamConfig:
     resolve_timeout: float = _setting(5.0, _within(0, low_open=True), "seconds")
     stall_timeout: float = _setting(1.0, _within(0, low_open=True), "seconds")
     gap_tolerance: float = _setting(4.0, _within(1), "samples")
+    max_jitter: float = _setting(0.02, _within(0), "seconds")
     rate_tolerance: float = _setting(0.02, _within(0, 1, low_open=True, high_open=True),
                                      "fraction of the nominal rate")
     dejitter: bool = False

@@ -7,15 +7,34 @@ into a slow drift and would hide it from gap detection. The pipeline does not ne
 windows are cut by sample count at the source rate, and only the last sample's
 timestamp is used to stamp outputs.
 
-Gap detection (the only place gaps are detected): consecutive timestamps further apart
-than ``gap_tolerance / rate`` count as a gap; the missing samples are estimated from the
-jump and counted as lost, and ``pull`` returns where in the chunk each gap lies, so the
-samples carry it onwards (ring buffer segments). Stall detection: once samples flowed, no
-sample for ``stall_timeout`` seconds sets the state to ``"stalled"`` (before the first sample
-it stays ``"starting"``: a source connected ahead of its first sample, as a replay is, has
-not stalled); the first sample afterwards sets it back to ``"streaming"`` (a restarted
-outlet with the same ``source_id`` is picked up by
-liblsl's ``recover``). Rate check: the arrival rate is compared with the nominal rate
+Gap detection (the only place gaps are detected, ``SampleTimeline``): many amplifier apps
+stamp each chunk when it arrives and back-date its samples at the nominal rate, so chunk
+boundaries jitter by milliseconds while no sample is missing. Consecutive stamps are
+therefore not compared with each other; every sample is placed on a count-based timeline
+instead, the stamps a gap-free stream would carry (sample ``n`` at ``t0 + n / rate``).
+Arrival delays are never negative, so the timeline follows the *lower envelope* of the
+stamps: its offset drops at once to an earlier stamp and rises at most once per second of
+samples, to the earliest stamp of that second (clock drift, a rate slightly off the nominal
+one). A sample later than the timeline by more than the jitter tolerance
+(``max(gap_tolerance / rate, max_jitter)``), reached by a jump from the sample before it,
+is a gap: the samples that would fill the jump are counted as lost and put on the
+timeline, so a late chunk followed by punctual ones is not counted twice and a real hole
+(a jump that later stamps do not make up) is counted with its size, to within one chunk's
+arrival delay. ``pull`` returns where in the chunk each gap lies, so the samples carry it
+onwards (ring buffer segments) and no window spans it. A hole shorter than the jitter
+tolerance cannot be told from a late chunk and is not counted. liblsl's ``proc_dejitter``
+(a recursive least-squares line through stamp vs. sample index, with a half-life of
+``smoothing_halftime``) and pyxdf's ``dejitter_timestamps`` (a least-squares line per
+segment, segments split only where stamps jump by more than 1 s and 500 samples by
+default) both smooth stamps onto such a line, which would spread a shorter hole over the
+line; this timeline only judges continuity and leaves the stamps as they arrived
+(``dejitter`` turns liblsl's on for the stamps, gap detection still runs on them).
+
+Stall detection: once samples flowed, no sample for ``stall_timeout`` seconds sets the
+state to ``"stalled"`` (before the first sample it stays ``"starting"``: a source connected
+ahead of its first sample, as a replay is, has not stalled); the first sample afterwards
+sets it back to ``"streaming"`` (a restarted outlet with the same ``source_id`` is picked up
+by liblsl's ``recover``). Rate check: the arrival rate is compared with the nominal rate
 (times the replay speed a player declares in ``desc/replay/speed``), see ``RateMonitor``.
 """
 
@@ -97,6 +116,7 @@ class EEGInlet:
         resolve_timeout: float = 5.0,
         stall_timeout: float = 1.0,
         gap_tolerance: float = 4.0,
+        max_jitter: float = 0.02,
         dejitter: bool = False,
         max_buflen: int = 30,
         rate_tolerance: float = 0.05,
@@ -108,6 +128,8 @@ class EEGInlet:
             raise ValueError(f"stall_timeout must be > 0 seconds, got {stall_timeout}.")
         if gap_tolerance < 1:
             raise ValueError(f"gap_tolerance is in samples and must be >= 1, got {gap_tolerance}.")
+        if max_jitter < 0:
+            raise ValueError(f"max_jitter is in seconds and must be >= 0, got {max_jitter}.")
         if info is None:
             info = resolve_one(name, type, source_id, host, resolve_timeout)
         self.description: StreamDescription = describe(info)
@@ -130,11 +152,12 @@ class EEGInlet:
         self.sfreq = self.description.sfreq
         self.n_channels = self.description.n_channels
         self.stall_timeout = float(stall_timeout)
-        self._gap_s = gap_tolerance / self.sfreq
         self.counters = InletCounters()
         self._last_data = time.monotonic()
         self.replay_speed = _replay_speed(full)
-        self._rate = RateMonitor(self.sfreq * self.replay_speed, rate_tolerance)
+        rate = self.sfreq * self.replay_speed
+        self._rate = RateMonitor(rate, rate_tolerance)
+        self._timeline = SampleTimeline(rate, max(gap_tolerance / rate, max_jitter))
 
     def open(self, timeout: float = 5.0) -> None:
         """Open the stream, take the first clock offset (blocks ~0.6 s), drop the backlog."""
@@ -186,19 +209,77 @@ class EEGInlet:
     def _detect_gaps(self, ts: np.ndarray) -> np.ndarray:
         """Count the gaps before and inside ``ts``; indices of the samples after each."""
         c = self.counters
-        first = np.isnan(c.last_timestamp)
-        joined = ts if first else np.concatenate(([c.last_timestamp], ts))
-        steps = np.diff(joined)
-        jumps = np.flatnonzero(steps > self._gap_s)
-        for j in jumps:
-            missing = max(1, round(steps[j] * self.sfreq) - 1)
+        breaks, lost = self._timeline.place(ts)
+        for k, n in zip(breaks.tolist(), lost.tolist(), strict=True):
             c.gaps += 1
-            c.samples_lost += missing
-            logger.warning(
-                "Stream %r: gap of %.1f ms (~%d samples lost) before t=%.3f.",
-                self.description.name, steps[j] * 1e3, missing, joined[j + 1],
-            )
-        return jumps + 1 if first else jumps
+            c.samples_lost += n
+            logger.warning("Stream %r: gap of %d samples (%.1f ms) before t=%.3f.",
+                           self.description.name, n, n / self._timeline.rate * 1e3, ts[k])
+        return breaks
+
+
+class SampleTimeline:
+    """The stamps a gap-free stream would carry, and the gaps that depart from it.
+
+    See the module docstring. ``place(ts)`` takes each chunk's stamps in order and returns
+    the indices of the samples that follow a gap and the number of samples lost in each.
+    """
+
+    def __init__(self, rate: float, tolerance_s: float) -> None:
+        if rate <= 0 or tolerance_s <= 0:
+            raise ValueError(f"SampleTimeline needs rate > 0 and tolerance > 0, got {rate} "
+                             f"and {tolerance_s}.")
+        self.rate = float(rate)
+        self.tolerance_s = float(tolerance_s)
+        self._count = 0  # timeline position of the next sample (lost samples included)
+        self._offset = np.nan  # lower envelope of stamp - count / rate
+        self._last = np.nan  # stamp of the previous sample
+        self._block_end = 0  # count at which the envelope may rise to the block's floor
+        self._block_floor = np.inf
+
+    def place(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Put the next chunk's stamps on the timeline; ``(breaks, lost)`` of its gaps."""
+        ts = np.asarray(ts, dtype=np.float64)
+        if len(ts) == 0:
+            return np.empty(0, int), np.empty(0, int)
+        if np.isnan(self._offset):
+            self._offset, self._last = ts[0] - self._count / self.rate, ts[0]
+            self._block_end = self._count + round(self.rate)
+        counts = self._count + np.arange(len(ts))
+        lateness = ts - counts / self.rate
+        steps = np.diff(ts, prepend=self._last)
+        breaks: list[int] = []
+        lost: list[int] = []
+        start = 0
+        while True:
+            # The envelope before each sample: the offset, lowered by earlier samples.
+            envelope = np.minimum.accumulate(np.concatenate(([self._offset], lateness[start:])))
+            excess = lateness[start:] - envelope[:-1]
+            jumped = (excess > self.tolerance_s) & (steps[start:] > self.tolerance_s)
+            hits = np.flatnonzero(jumped)
+            if not len(hits):
+                self._offset = float(envelope[-1])
+                break
+            k = start + int(hits[0])
+            n = max(1, round(excess[hits[0]] * self.rate))
+            breaks.append(k)
+            lost.append(n)
+            lateness[k:] -= n / self.rate  # the lost samples take their place on the timeline
+            self._offset = float(envelope[hits[0]])
+            start = k
+        self._follow_drift(lateness)
+        self._count += len(ts) + sum(lost)
+        self._last = float(ts[-1])
+        return np.asarray(breaks, int), np.asarray(lost, int)
+
+    def _follow_drift(self, lateness: np.ndarray) -> None:
+        """Let the envelope rise to the earliest sample of each second of samples: a slow
+        rise is clock drift (or a rate a little off), never a gap."""
+        self._block_floor = min(self._block_floor, float(lateness.min()))
+        if self._count + len(lateness) >= self._block_end:
+            self._offset = max(self._offset, self._block_floor)
+            self._block_floor = np.inf
+            self._block_end = self._count + len(lateness) + round(self.rate)
 
 
 #: The stream type of mne-lsl's annotations (``PlayerLSL(..., annotations=True)``).

@@ -232,6 +232,8 @@ class ResultOutlets:
         self._enabled = tuple(enabled)
         self.classifier: BoundDecoder | None = None
         self._outlets: dict[str, object] = {}
+        self._prepared: tuple[BoundDecoder, object] | None = None
+        self._layouts = 0  # class sets published after the first: source_id suffixes
         if classifier is not None:
             self.set_classifier(classifier)
         if "Decisions" in enabled:
@@ -268,34 +270,61 @@ class ResultOutlets:
                 bits.append_child_value(name, str(int(flag)))
             self._open("Metrics", info)
 
-    def _info(self, kind: str, n_channels: int, rate: float, fmt: str) -> object:
+    def _info(self, kind: str, n_channels: int, rate: float, fmt: str,
+              source_id: str | None = None) -> object:
         import pylsl
 
         return pylsl.StreamInfo(self.identity.stream_name(kind), kind, n_channels, rate, fmt,
-                                self.identity.stream_source_id(kind))
+                                source_id or self.identity.stream_source_id(kind))
 
-    def _open(self, kind: str, info: object, chunk_size: int = 0,
-              extra: dict[str, str] | None = None) -> None:
+    def _open(self, kind: str, info: object, chunk_size: int = 0) -> None:
         import pylsl
 
-        _describe_run(info, {**self.meta, **(extra or {})})
+        _describe_run(info, self.meta)
         self._outlets[kind] = pylsl.StreamOutlet(info, chunk_size=chunk_size)
 
     def set_classifier(self, classifier: BoundDecoder) -> None:
-        """(Re)open the predictions outlet for ``classifier``: its classes are the channels,
+        """Publish ``classifier``'s predictions from now on: its classes are the channels,
         its kind, classes, CV score and window spec the metadata. LSL metadata cannot
         change on an open outlet, and must not describe the wrong decoder, so a swapped
-        classifier gets a fresh outlet (same name and source_id, new uid)."""
-        import pylsl
-
+        classifier gets a fresh outlet (new uid; the one :meth:`prepare` opened for it,
+        if any)."""
         if "Predictions" not in self._enabled or classifier is self.classifier:
             return
-        self._outlets.pop("Predictions", None)
+        prepared = self._prepared
+        if prepared is None or prepared[0] is not classifier:
+            self.prepare(classifier)
+            prepared = self._prepared
+        assert prepared is not None
+        self._outlets["Predictions"] = prepared[1]
+        self.classifier, self._prepared = classifier, None
+
+    def prepare(self, classifier: BoundDecoder) -> object | None:
+        """Open the predictions outlet ``classifier`` will publish on, before its first
+        window, so that a recorder can be collecting from it by then.
+
+        While the classes stay those of the outlet it replaces, it keeps the run's
+        predictions source_id (liblsl's ``recover`` moves consumers over) and None is
+        returned. Other classes get the next ``-2``, ``-3``, ... after it, so no consumer
+        (nor LabRecorder's inlet) recovers onto a stream with other channels; its
+        ``StreamInfo`` (with uid) is returned: a stream nobody has seen yet.
+        """
+        import pylsl
+
+        if "Predictions" not in self._enabled:
+            return None
         names = classifier.class_names
-        info = self._info("Predictions", len(names), pylsl.IRREGULAR_RATE, "float32")
+        current = self._prepared[0] if self._prepared is not None else self.classifier
+        new_stream = current is not None and tuple(current.class_names) != tuple(names)
+        self._layouts += new_stream
+        source_id = self.identity.stream_source_id("Predictions")
+        info = self._info("Predictions", len(names), pylsl.IRREGULAR_RATE, "float32",
+                          f"{source_id}-{self._layouts + 1}" if self._layouts else source_id)
         write_channels(info, [ChannelInfo(c, "probability", "prediction") for c in names])
-        self._open("Predictions", info, extra=classifier.metadata())
-        self.classifier = classifier
+        _describe_run(info, {**self.meta, **classifier.metadata()})
+        outlet = pylsl.StreamOutlet(info)
+        self._prepared = (classifier, outlet)
+        return outlet.get_info() if new_stream else None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -305,8 +334,8 @@ class ResultOutlets:
     def stream_infos(self) -> list[object]:
         """The open outlets' ``pylsl.StreamInfo`` (with uids): what a recorder records.
 
-        A classifier swapped in with other classes reopens the predictions outlet under a
-        new uid, which a recording started before the swap does not follow.
+        A classifier swapped in later publishes on another outlet (:meth:`prepare`), which
+        the pipeline hands to its recorder then.
         """
         return [outlet.get_info() for outlet in self._outlets.values()]
 
@@ -344,3 +373,4 @@ class ResultOutlets:
 
     def close(self) -> None:
         self._outlets.clear()
+        self._prepared = None

@@ -104,7 +104,7 @@ class Pipeline:
         inlet = self.inlet = EEGInlet(
             s.name, s.type, s.source_id, s.host,
             resolve_timeout=s.resolve_timeout, stall_timeout=s.stall_timeout,
-            gap_tolerance=s.gap_tolerance, dejitter=s.dejitter,
+            gap_tolerance=s.gap_tolerance, max_jitter=s.max_jitter, dejitter=s.dejitter,
             max_buflen=max(1, int(np.ceil(s.buffer_seconds))), rate_tolerance=s.rate_tolerance,
         )
         unit_scale = self._map_channels(inlet)
@@ -359,10 +359,16 @@ class Pipeline:
 
         Its windows may differ from the old one's (another window spec): the processing
         stage then cuts the new path from its next pass on. Windows already cut finish on
-        the classifier they were cut for.
+        the classifier they were cut for. Its predictions outlet is opened first and, in a
+        recorded run, recorded before its first window is cut.
         """
         assert self.models is not None and self.processing is not None
         fresh = self._load_classifier(Path(path))
+        if self.outlets is not None:
+            new_stream = self.outlets.prepare(fresh)
+            if new_stream is not None and self.recorder is not None:
+                # LabRecorder records the streams it started on; this one is new.
+                self.recorder.add(new_stream)
         self.processing.set_paths(self.paths(fresh))
         self.models.classifier = fresh
         self._update_run(engine=self.models.describe(), classifier_error="")

@@ -27,9 +27,10 @@ import numpy as np
 
 from ._inlet import MarkerFormat
 from ._lsl import ChannelInfo, write_channels
+from ._xdf import load_xdf
 
 if TYPE_CHECKING:
-    import mne
+    pass
 
 logger = logging.getLogger("neurorvq_stream")
 
@@ -99,10 +100,16 @@ def load_recording(
         return _load_xdf(path, tmin, tmax)
     import mne
 
-    with _reading(name, kind):
+    cut = _edf_cut_short(path)
+    if cut is not None:
+        logger.warning(
+            "Recording %s is cut short: its header declares %.1f s, the file holds %.1f s "
+            "(stopped abnormally, or an incomplete copy); using the %.1f s that are there.",
+            name, cut[0], cut[1], cut[1])
+    skip = _CUT_CONSEQUENCES if cut is not None else ()
+    with _reading(name, kind, skip):
         raw = mne.io.read_raw(path, preload=False, verbose="warning")
-    _warn_if_cut_short(path, raw, name)
-    with _logged_warnings(name):
+    with _logged_warnings(name, skip):
         raw.crop(tmin=tmin, tmax=min(tmax, raw.times[-1]) if tmax is not None else None)
         raw.pick(["eeg", "eog", "ecg", "emg", "misc", "bio"], exclude=())
         if montage is not None:
@@ -135,23 +142,34 @@ def _format_list() -> str:
     return ", ".join(f"{kind} ({' '.join(exts)})" for kind, exts in kinds.items())
 
 
+class _Silence(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
 @contextmanager
-def _logged_warnings(name: str) -> Iterator[None]:
-    """Pass on what MNE warns about while reading (a damaged tag, annotations dropped)."""
+def _logged_warnings(name: str, skip: tuple[str, ...] = ()) -> Iterator[None]:
+    """Pass on what MNE warns about while reading (a damaged tag, annotations dropped),
+    except warnings containing one of ``skip`` (already said in other words)."""
+    mne_logger = logging.getLogger("mne")  # MNE logs each warning too: said once, here
+    silence = _Silence()
+    mne_logger.addFilter(silence)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
         finally:
+            mne_logger.removeFilter(silence)
             for warning in caught:
-                logger.warning("Reading recording %s: %s", name, warning.message)
+                if not any(part in str(warning.message) for part in skip):
+                    logger.warning("Reading recording %s: %s", name, warning.message)
 
 
 @contextmanager
-def _reading(name: str, kind: str) -> Iterator[None]:
+def _reading(name: str, kind: str, skip: tuple[str, ...] = ()) -> Iterator[None]:
     """Turn a reader's failure on a damaged file into one RecordingError naming it."""
     try:
-        with _logged_warnings(name):
+        with _logged_warnings(name, skip):
             yield
     except Exception as err:  # MNE's readers fail with whatever error their parser hit
         logger.debug("MNE could not read %s.", name, exc_info=True)
@@ -162,31 +180,39 @@ def _reading(name: str, kind: str) -> Iterator[None]:
         ) from err
 
 
-def _warn_if_cut_short(path: Path, raw: mne.io.BaseRaw, name: str) -> None:
-    """Compare an EDF/BDF file's samples with the length its header declares.
+#: What MNE warns about an EDF/BDF file cut short, said better in the one cut-short line.
+_CUT_CONSEQUENCES = ("Number of records from the header does not match the file size",
+                     "annotation(s) that were outside data range",
+                     "annotation(s) that were expanding outside the data range")
 
-    MNE (like edfio) silently takes the length from the file size when they differ;
-    the header fields read here are the number of data records (bytes 236-244, -1
-    while still recording) and the record duration in seconds (bytes 244-252).
+
+def _edf_cut_short(path: Path) -> tuple[float, float] | None:
+    """``(seconds the header declares, seconds the file holds)`` of an EDF/BDF file whose
+    data records stop before the number its header declares; None otherwise.
+
+    MNE (like edfio) silently takes the length from the file size when they differ. The
+    header fields read are its size (bytes 184-192), the number of data records (236-244,
+    -1 while still recording), the record duration (244-252), the number of signals
+    (252-256) and each signal's samples per record (8 bytes each, after 216 per signal).
     """
     if path.suffix.lower() not in (".edf", ".bdf"):
-        return
+        return None
     with path.open("rb") as f:
-        header = f.read(256)
-    try:
-        declared = int(header[236:244].decode("ascii")) * float(header[244:252].decode("ascii"))
-    except ValueError:
-        return
-    sfreq = float(raw.info["sfreq"])
-    present = raw.n_times / sfreq
-    if declared > present + 0.5 / sfreq:
-        missing = declared - present
-        logger.warning(
-            "Recording %s is shorter than its header says: %.1f s of %.1f s are there "
-            "(%.1f s, %.0f%% missing: the recording was stopped abnormally or the file was "
-            "cut short in a copy). Playing the %.1f s that are there.",
-            name, present, declared, missing, 100 * missing / declared, present,
-        )
+        fixed = f.read(256)
+        try:
+            n_signals = int(fixed[252:256].decode("ascii"))
+            f.seek(256 + 216 * n_signals)
+            per_record = [int(f.read(8).decode("ascii")) for _ in range(n_signals)]
+            header_bytes = int(fixed[184:192].decode("ascii"))
+            n_records = int(fixed[236:244].decode("ascii"))
+            record_s = float(fixed[244:252].decode("ascii"))
+        except ValueError:
+            return None
+    record_bytes = sum(per_record) * (3 if path.suffix.lower() == ".bdf" else 2)
+    present = (path.stat().st_size - header_bytes) // max(record_bytes, 1)
+    if n_records <= 0 or present >= n_records:
+        return None
+    return n_records * record_s, present * record_s
 
 
 def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:
@@ -196,10 +222,8 @@ def _load_xdf(path: Path, tmin: float, tmax: float | None) -> Recording:
     timestamps, so they stay on the samples they were recorded with even where the
     amplifier's true rate drifts from the nominal one the player replays at.
     """
-    import pyxdf
-
     try:
-        streams, _ = pyxdf.load_xdf(str(path))
+        streams, _ = load_xdf(path)
     except Exception as err:
         raise ValueError(f"Cannot read XDF {str(path)!r} ({err}).") from err
     eeg = _xdf_eeg_stream(streams, path)

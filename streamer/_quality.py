@@ -89,6 +89,17 @@ def assess_window(
     return Assessment(flags, fraction, fraction > quality.max_flagged_fraction)
 
 
+def rate_warning(measured: float, expected: float) -> str:
+    """What ``run`` says of a stream whose samples arrive off the rate it declares."""
+    return (f"samples arrive at {measured:.1f} Hz, not the declared {expected:g} Hz: check "
+            "the amplifier's rate setting")
+
+
+def unit_warning(verdict: str) -> str:
+    """What ``run`` says of a stream whose amplitudes cannot be microvolts."""
+    return f"{verdict}; set stream.unit (--unit) to the unit the amplifier sends"
+
+
 class RateMonitor:
     """Measured sampling rate from sample *arrivals* over the last ``span_s`` seconds.
 

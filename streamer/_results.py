@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._inlet import InletCounters
-from ._quality import flag_names
+from ._quality import flag_names, rate_warning, unit_warning
 
 
 @dataclass(frozen=True)
@@ -253,12 +253,9 @@ class PipelineStatus:
         """Stream-level doubts in words: the arrival rate, the amplitude unit."""
         warnings = []
         if self.stream.rate_mismatch:
-            warnings.append(
-                f"samples arrive at {self.stream.measured_rate:.1f} Hz, not the declared "
-                f"{self.run.expected_rate:g} Hz: check the amplifier's rate setting")
+            warnings.append(rate_warning(self.stream.measured_rate, self.run.expected_rate))
         if self.processing.unit_doubt:
-            warnings.append(f"{self.processing.unit_doubt}; set stream.unit (--unit) to the "
-                            "unit the amplifier sends")
+            warnings.append(unit_warning(self.processing.unit_doubt))
         return tuple(warnings)
 
     @property

@@ -29,16 +29,20 @@ import numpy as np
 
 from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
 from neurorvq_stream.streamer import (
+    ChannelFlag,
     MarkerLockedWindows,
     Preprocessor,
+    UnitCheck,
     bundled_events,
     bundled_recording,
     map_channels,
     unit_scale,
+    unit_warning,
 )
 
 if TYPE_CHECKING:
     from neurorvq_stream.streamer import Recording, RunConfig
+    from neurorvq_stream.streamer._windows import Window
 
 CHECKER_CLASSES = ("checker-left", "checker-right")
 _CHUNK = 256  # source samples per chunk fed to the preprocessor, as an LSL inlet would
@@ -58,6 +62,9 @@ class PreprocessedRecording:
     ``data`` is (n_samples, C) float32 microvolts at 200 Hz, ``times`` the source time in
     seconds (recording start = 0) that each row represents, ``channels`` the NeuroRVQ names,
     ``source_channels`` the BioSemi labels they come from, ``events`` (onset s, label).
+    ``flags`` (n_samples, C) uint8 are the live path's sample flags (``ChannelFlag``: input
+    NaN/inf, a unit that cannot be microvolts; None: not computed) and ``warnings`` what
+    ``run`` would say of the stream (its unit check).
     """
 
     subject: str
@@ -66,6 +73,8 @@ class PreprocessedRecording:
     channels: tuple[str, ...]
     source_channels: tuple[str, ...]
     events: tuple[tuple[float, str], ...]
+    flags: np.ndarray | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def preprocess_continuous(
@@ -79,11 +88,20 @@ def preprocess_continuous(
     replaces the default one (``line_freq`` notch, 0.5-44.5 Hz band).
     """
     pre = preprocessor or Preprocessor(source_rate, signal.shape[1], line_freq=line_freq)
+    data, times, _ = _preprocess_flagged(signal, source_rate, pre)
+    return data, times
+
+
+def _preprocess_flagged(
+    signal: np.ndarray, source_rate: float, pre: Preprocessor,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`preprocess_continuous` with the output's sample flags (n, C) uint8."""
     times = np.arange(len(signal)) / source_rate
     pieces = [pre.process(signal[start : start + _CHUNK], times[start : start + _CHUNK])
               for start in range(0, len(signal), _CHUNK)]
     out = np.concatenate([p.data for p in pieces], axis=0).astype(np.float32)
-    return out, np.concatenate([p.times for p in pieces])
+    return (out, np.concatenate([p.times for p in pieces]),
+            np.concatenate([p.flags for p in pieces], axis=0))
 
 
 def load_preprocessed(subject: str, line_freq: float = 50.0) -> PreprocessedRecording:
@@ -112,7 +130,8 @@ def preprocess_recording(
 
     Channel mapping (labels, types, positions, ``mapping.montage``), unit scale
     (``stream.unit`` over the file's unit; none means uV) and the preprocessing settings
-    are the pipeline's, so ``calibrate`` from a file cuts the epochs a live replay gives.
+    are the pipeline's, so ``calibrate`` from a file cuts the epochs a live replay gives,
+    with the sample flags the live path sets.
     """
     chans = recording.channels
     mapping = map_channels(
@@ -134,11 +153,17 @@ def preprocess_recording(
     pre = Preprocessor(recording.sfreq, len(picks), line_freq=p.line_freq if p.notch else None,
                        band=(p.l_freq, p.h_freq), clip_uv=p.clip_uv, unit_scale=scale,
                        reference=p.reference)
-    data, times = preprocess_continuous(recording.data[:, picks], recording.sfreq,
-                                        preprocessor=pre)
+    signal = recording.data[:, picks]
+    data, times, flags = _preprocess_flagged(signal, recording.sfreq, pre)
+    # The live unit check, on the whole file (one unit for all of it).
+    unit = UnitCheck(recording.sfreq)
+    unit.update(np.where(np.isfinite(signal), signal, np.nan) * scale)
+    doubts = (unit_warning(unit.verdict),) if unit.verdict else ()
+    if doubts:
+        flags |= np.uint8(ChannelFlag.UNIT)
     return PreprocessedRecording(subject=name, data=data, times=times, channels=mapping.names,
                                  source_channels=mapping.source_labels,
-                                 events=tuple(recording.events))
+                                 events=tuple(recording.events), flags=flags, warnings=doubts)
 
 
 def class_marker_map(
@@ -189,30 +214,43 @@ def marker_epochs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Marker-locked windows [marker + offset, + n_patches s], cut by the live scheduler.
 
-    The whole recording and its markers go through :class:`MarkerLockedWindows`, so the
-    sample a window starts on is the one the live ERP mode picks. ``classes`` lists class
-    names that are marker labels, or maps each class to its marker labels (e.g. face:
-    face-upright, face-inverted). Returns ``X`` (n, C, n_patches*200) float32 uV, ``y``
-    (n,) class indices and the marker onsets (s). Markers whose window leaves the
-    recording are skipped.
+    ``classes`` lists class names that are marker labels, or maps each class to its
+    marker labels (e.g. face: face-upright, face-inverted). Returns ``X`` (n, C,
+    n_patches*200) float32 uV, ``y`` (n,) class indices and the marker onsets (s).
+    Markers whose window leaves the recording are skipped.
     """
     groups = class_marker_map(classes)
     labels = {m: i for i, markers in enumerate(groups.values()) for m in markers}
-    unknown = set(labels) - {label for _, label in rec.events}
-    if unknown:
-        raise ValueError(f"Marker labels {sorted(unknown)} never occur in {_who(rec)}'s events.")
-    duration = len(rec.data) / MODEL_RATE
-    cutter = MarkerLockedWindows(offset, n_patches, history_s=duration + 1.0)
-    cutter.feed(rec.data, rec.times)
-    windows = [
-        w for onset, label in rec.events if label in labels
-        for w in cutter.add_marker(onset, label)
-    ]
+    windows = marker_windows(rec, classes, offset, n_patches)
     if not windows:
         raise ValueError(f"No {list(groups)} window fits in {_who(rec)}'s recording.")
     x = np.stack([w.data for w in windows]).astype(np.float32)
     y = np.asarray([labels[w.label] for w in windows], dtype=np.int64)
     return x, y, np.asarray([w.marker_time for w in windows])
+
+
+def marker_windows(
+    rec: PreprocessedRecording,
+    classes: Sequence[str] | Mapping[str, Sequence[str]],
+    offset: float = 0.0,
+    n_patches: int = 1,
+) -> list[Window]:
+    """The live ERP mode's windows of the classes' markers, with their flags.
+
+    The whole recording (with its sample flags) and its markers go through
+    :class:`MarkerLockedWindows`, so the sample a window starts on, and the flags it
+    carries, are the ones the live path gives.
+    """
+    groups = class_marker_map(classes)
+    labels = {m for markers in groups.values() for m in markers}
+    unknown = labels - {label for _, label in rec.events}
+    if unknown:
+        raise ValueError(f"Marker labels {sorted(unknown)} never occur in {_who(rec)}'s events.")
+    duration = len(rec.data) / MODEL_RATE
+    cutter = MarkerLockedWindows(offset, n_patches, history_s=duration + 1.0)
+    cutter.feed(rec.data, rec.times, rec.flags)
+    return [w for onset, label in rec.events if label in labels
+            for w in cutter.add_marker(onset, label)]
 
 
 def _who(rec: PreprocessedRecording) -> str:

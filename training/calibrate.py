@@ -3,18 +3,21 @@
 Epochs come from the live pipeline itself (``streamer.Pipeline`` in marker mode, no
 model, no outlets), or from a recording file run through the same mapping,
 preprocessing and marker-locked cutting (``_data.preprocess_recording``), so a file and
-its live replay give the same epochs. Every epoch with a class's marker is used. The
-decoder kinds are cross-validated and calibrated on those epochs (``_decoder_set``); the
-best by cross-validation (or the one asked for) is saved with a sidecar carrying its
-:class:`decoders.WindowSpec`, so ``run`` applies it as it was trained. The command line is
-``neurorvq-stream calibrate``.
+its live replay give the same epochs. The epochs used are exactly the windows ``run``
+would classify: one with too many flagged channels is left out and counted (the live
+path's ``rejected``; from a file the same ``assess_window`` on the same sample flags), and
+a stream ``run`` would flag (a rate or unit that is wrong) is refused with ``run``'s own
+words, whatever epochs came before the check knew. The decoder kinds are cross-validated
+and calibrated on those epochs (``_decoder_set``); the best by cross-validation (or the
+one asked for) is saved with a sidecar carrying its :class:`decoders.WindowSpec`, so
+``run`` applies it as it was trained. The command line is ``neurorvq-stream calibrate``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +25,16 @@ from tqdm.auto import tqdm
 
 from neurorvq_stream.decoders import KINDS, WindowSpec
 from neurorvq_stream.engines import shipped_model
-from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig, load_recording
+from neurorvq_stream.streamer import (
+    Pipeline,
+    ResultHub,
+    RunConfig,
+    assess_window,
+    load_recording,
+)
 
 from ._cards import write_card
-from ._data import class_marker_map, marker_epochs, preprocess_recording
+from ._data import class_marker_map, marker_windows, preprocess_recording
 from ._decoder_set import FittedDecoder, LabelledEpochs, choose, file_suffix, fit_decoders
 
 # What calibrate trains unless told otherwise: every kind but the full fine-tune, which
@@ -88,23 +97,57 @@ def window_spec(config: RunConfig, channels: Sequence[str],
     )
 
 
+@dataclass
+class Epochs:
+    """Labelled epochs that ``run`` would classify, and what was left out.
+
+    ``x`` (n, C, n_patches*200) uV, ``y`` class indices, ``channels`` their names;
+    ``rejected`` counts per class the epochs with more flagged channels than
+    ``quality.max_flagged_fraction`` (``run`` does not classify those).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    channels: tuple[str, ...]
+    rejected: dict[str, int]
+
+
+def _checked(xs: Sequence[np.ndarray], ys: Sequence[int], channels: Sequence[str],
+             rejected: dict[str, int], doubts: Sequence[str], source: str,
+             config: RunConfig) -> Epochs:
+    """Refuse what ``run`` would not classify; otherwise the usable epochs."""
+    if doubts:
+        raise ValueError(f"{source}: {'; '.join(doubts)}. run flags every window of such a "
+                         "stream and classifies none, so calibrate trains on none either.")
+    if not xs:
+        n = sum(rejected.values())
+        raise ValueError(
+            f"{source}: none of the {n} epochs is usable: each has more than "
+            f"{config.quality.max_flagged_fraction:.0%} of its channels flagged (flat, clipped "
+            "or NaN; see quality in the run configuration), and run classifies no such window.")
+    return Epochs(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64),
+                  tuple(channels), rejected)
+
+
 def record_epochs(
     config: RunConfig, class_markers: Mapping[str, Sequence[str]],
     n_per_class: int | None = None, duration: float | None = None,
     timeout: float | None = None, progress: bool = True,
     on_start: Callable[[], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+) -> Epochs:
     """Collect every marker-locked epoch of the classes from the live streams.
 
     Stops when every class has ``n_per_class`` epochs (more of a class are kept), after
     ``duration`` seconds, or on Ctrl+C; with none of the three it records until Ctrl+C.
     ``timeout`` bounds the wait for ``n_per_class``: reaching it is an error that says what
     was collected. ``on_start`` runs once the streams are open (e.g. to start a replay).
-    Returns ``X`` (n, C, n_patches*200) uV, ``y`` (class indices) and the channel names.
+    Epochs ``run`` would not classify are left out and counted (``Epochs.rejected``) and
+    do not count towards ``n_per_class``.
     """
     config = epoch_config(config, class_markers)
     label_class = {m: i for i, ms in enumerate(class_markers.values()) for m in ms}
     counts = dict.fromkeys(class_markers, 0)
+    rejected = dict.fromkeys(class_markers, 0)
     names = list(class_markers)
     xs: list[np.ndarray] = []
     ys: list[int] = []
@@ -123,15 +166,23 @@ def record_epochs(
                 if duration is not None and elapsed >= duration:
                     break
                 if timeout is not None and elapsed > timeout:
+                    if hub.status().stream_warnings:  # run's words say more than a timeout
+                        _checked(xs, ys, pipeline.channels, rejected,
+                                 hub.status().stream_warnings,
+                                 f"Stream '{config.stream.name}'", config)
                     raise TimeoutError(
-                        f"Calibration timed out after {timeout:g} s with {counts} epochs of "
-                        f"the {n_per_class} per class asked for; check that "
+                        f"Calibration timed out after {timeout:g} s with {counts} usable "
+                        f"epochs of the {n_per_class} per class asked for ({rejected} left "
+                        "out as run would not classify them); check that "
                         f"'{config.markers.name}' sends the markers "
                         f"{sorted(label_class)}.")
                 for result in hub.wait_for(last, timeout=0.5):
                     last = result.index
                     if result.label in label_class:
                         k = label_class[result.label]
+                        if result.rejected:
+                            rejected[names[k]] += 1
+                            continue
                         counts[names[k]] += 1
                         xs.append(result.signal)
                         ys.append(k)
@@ -141,25 +192,42 @@ def record_epochs(
             print(f"\nStopped recording: {counts}.")
         channels = pipeline.channels
     bar.close()
-    if not xs:
+    if not xs and not any(rejected.values()):
         raise ValueError(f"No epoch of {sorted(label_class)} arrived from "
                          f"'{config.markers.name}'; check the marker stream and the labels.")
-    return np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), tuple(channels)
+    return _checked(xs, ys, channels, rejected, hub.status().stream_warnings,
+                    f"Stream '{config.stream.name}'", config)
 
 
 def read_epochs(
     path: str | Path, config: RunConfig, class_markers: Mapping[str, Sequence[str]],
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Every epoch of the classes in a recording file (EDF/BDF/FIF/XDF with markers).
+) -> Epochs:
+    """Every epoch of the classes in a recording file (EDF/BDF/FIF/XDF with markers) that
+    ``run`` would classify.
 
     The file goes through what a live replay of it goes through (channel mapping, unit,
-    preprocessing, marker-locked windows under ``config``), so both give the same epochs.
+    preprocessing, marker-locked windows under ``config``, the quality check and the unit
+    check), so both give the same epochs.
     """
     rec = preprocess_recording(load_recording(path, montage=config.mapping.montage), config,
                                name=repr(str(path)))
-    x, y, _ = marker_epochs(rec, class_markers, config.windows.marker_offset,
-                            epoch_length(config))
-    return x, y, tuple(rec.channels)
+    names = list(class_markers)
+    label_class = {m: i for i, ms in enumerate(class_markers.values()) for m in ms}
+    windows = marker_windows(rec, class_markers, config.windows.marker_offset,
+                             epoch_length(config))
+    if not windows:
+        raise ValueError(f"No {names} window fits in {rec.subject}.")
+    rejected = dict.fromkeys(names, 0)
+    xs, ys = [], []
+    for w in windows:
+        k = label_class[w.label]
+        if assess_window(w.data, w.flags, config.quality, config.preprocessing.clip_uv).rejected:
+            rejected[names[k]] += 1
+        else:
+            xs.append(w.data)
+            ys.append(k)
+    return _checked(xs, ys, rec.channels, rejected, rec.warnings, f"Recording {rec.subject}",
+                    config)
 
 
 @dataclass
@@ -170,6 +238,17 @@ class Calibration:
     chosen: FittedDecoder
     reason: str
     path: Path
+    #: Epochs per class left out because ``run`` would not classify them.
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def rejected_line(self) -> str:
+        """What was left out, for the summary ("" when nothing was)."""
+        n = sum(self.rejected.values())
+        if not n:
+            return ""
+        per = ", ".join(f"{c} {k}" for c, k in self.rejected.items())
+        return (f"Left out {n} epochs that run would not classify (too many flagged "
+                f"channels): {per}.")
 
     def table(self) -> str:
         return format_table(self.fitted, self.chosen)
@@ -226,22 +305,21 @@ def calibrate(
     if foundation_model is None:
         kinds = tuple(k for k in kinds if not KINDS[k].uses_foundation_model)
     if recording is not None:
-        x, y, channels = read_epochs(recording, config, class_markers)
+        got = read_epochs(recording, config, class_markers)
         source = f"recording {Path(recording).name!r}"
     else:
-        x, y, channels = record_epochs(config, class_markers, n_per_class, duration, timeout,
-                                       progress, on_start)
+        got = record_epochs(config, class_markers, n_per_class, duration, timeout, progress,
+                            on_start)
         source = f"LSL stream {config.stream.name!r} (markers {config.markers.name!r})"
-    epochs = LabelledEpochs(x, y, tuple(class_markers), window_spec(config, channels,
-                                                                    class_markers),
-                            class_markers)
+    epochs = LabelledEpochs(got.x, got.y, tuple(class_markers),
+                            window_spec(config, got.channels, class_markers), class_markers)
     fitted = fit_decoders(kinds, epochs, foundation_model, seed, progress)
     chosen, reason = choose(fitted, decoder)
     chosen.provenance.update(trained_by="neurorvq-stream calibrate", source=source,
                              recorded_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     path = chosen.save(output_path(output, chosen.kind))
     _write_card(path, chosen, fitted, reason, source)
-    return Calibration(fitted, chosen, reason, path)
+    return Calibration(fitted, chosen, reason, path, got.rejected)
 
 
 def _write_card(path: Path, chosen: FittedDecoder, fitted: Sequence[FittedDecoder],

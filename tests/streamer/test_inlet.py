@@ -8,7 +8,13 @@ import pylsl
 import pytest
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
-from neurorvq_stream.streamer._inlet import Acquisition, EEGInlet, MarkerInlet, resolve_one
+from neurorvq_stream.streamer._inlet import (
+    Acquisition,
+    EEGInlet,
+    MarkerInlet,
+    SampleTimeline,
+    resolve_one,
+)
 from neurorvq_stream.streamer._ring_buffer import RingBuffer
 
 RATE = 500.0
@@ -84,6 +90,76 @@ def test_samples_arrive_in_the_source_clock_and_a_gap_is_counted(stream):
     c = inlet.counters
     assert (c.gaps, c.samples_lost, c.samples_received) == (1, 37, 200)
     assert gaps == [100]
+
+
+def _push_jittered(outlet: pylsl.StreamOutlet, rate: float, seconds: float, seed: int,
+                   hole: tuple[float, int] | None = None) -> int:
+    """Push ``seconds`` of samples in chunks of 10-80, each chunk's stamps late by a delay
+    drawn from 0-10 ms (a vendor app stamping chunks on arrival); ``hole=(at_s, n)`` leaves
+    ``n`` samples out at ``at_s``. Returns how many samples were sent."""
+    rng = np.random.default_rng(seed)
+    n_ch = outlet.get_info().channel_count()
+    index = np.arange(round(seconds * rate))
+    if hole is not None:
+        at = round(hole[0] * rate)
+        index = np.concatenate((index[:at], index[at + hole[1]:]))
+    t0 = pylsl.local_clock()
+    pos = 0
+    while pos < len(index):
+        take = index[pos:pos + int(rng.integers(10, 81))]
+        stamps = t0 + take / rate + rng.uniform(0.0, 0.010)
+        outlet.push_chunk(rng.standard_normal((len(take), n_ch)).astype(np.float32),
+                          stamps.tolist())
+        pos += len(take)
+    return len(index)
+
+
+@pytest.mark.parametrize(("rate", "n_ch"), [(1000.0, 19), (2048.0, 128)])
+def test_chunks_stamped_on_arrival_are_not_a_loss(rate, n_ch):
+    name = f"jitter-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_ch, rate, "float32", name))
+    inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S)
+    inlet.open()
+    sent = _push_jittered(outlet, rate, 4.0, seed=int(rate))
+    _, ts, gaps = _receive(inlet, sent)
+    inlet.close()
+    c = inlet.counters
+    assert (c.samples_received, c.samples_lost, c.gaps, gaps) == (sent, 0, 0, [])
+    assert np.max(np.diff(ts)) > 5e-3  # the stamps did jitter by more than the old rule's 4 samples
+
+
+@pytest.mark.parametrize(("rate", "n_ch", "missing"), [(1000.0, 19, 250), (2048.0, 128, 500)])
+def test_a_real_hole_among_jittered_chunks_is_counted_with_its_size(rate, n_ch, missing):
+    name = f"hole-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_ch, rate, "float32", name))
+    inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S)
+    inlet.open()
+    sent = _push_jittered(outlet, rate, 4.0, seed=int(rate) + 1, hole=(2.0, missing))
+    _, _, gaps = _receive(inlet, sent)
+    inlet.close()
+    c = inlet.counters
+    assert c.gaps == 1 and gaps == [round(2.0 * rate)]
+    # Known to within the arrival delay of the chunk after the hole (0-10 ms).
+    assert missing <= c.samples_lost <= missing + 0.010 * rate
+
+
+@pytest.mark.parametrize("ppm", [-300.0, 300.0])
+def test_clock_drift_under_jitter_is_followed_not_counted(ppm):
+    """10 minutes of a 1 kHz amplifier whose clock runs 300 ppm off this one (0.18 s over
+    the run), chunks stamped 0-10 ms late: no gap; a 100-sample hole is still found."""
+    rng = np.random.default_rng(7)
+    timeline = SampleTimeline(1000.0, 0.02)
+    n, hole_at = 600_000, 400_000
+    index = np.concatenate((np.arange(hole_at), np.arange(hole_at + 100, n)))
+    true = index / (1000.0 * (1 + ppm * 1e-6))
+    breaks, lost, pos = [], [], 0
+    while pos < len(index):
+        size = int(rng.integers(10, 81))
+        b, m = timeline.place(true[pos:pos + size] + rng.uniform(0.0, 0.010))
+        breaks += (pos + b).tolist()
+        lost += m.tolist()
+        pos += size
+    assert breaks == [hole_at] and 100 <= lost[0] <= 110
 
 
 def test_a_source_that_has_not_sent_yet_is_starting_not_stalled(stream):

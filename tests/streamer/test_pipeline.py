@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+import pyxdf
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
 from neurorvq_stream.decoders import WindowSpec, decoder_metadata
@@ -180,6 +181,47 @@ def test_classifier_file_change_is_picked_up_without_restart(live, tmp_path, mak
     assert pipe.models.classifier is not first
     assert pipe.hub.status().windows_done > done
     assert pipe.hub.status().last_error == ""
+
+
+TEN_TWENTY = ("Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7",
+              "P3", "Pz", "P4", "P8", "O1", "O2")
+
+
+@pytest.mark.parametrize("rate", [1000.0, 2048.0])
+def test_a_complete_stream_with_jittered_chunk_stamps_yields_every_window(make_config, rate):
+    """19 channels, every sample sent, each chunk stamped up to 10 ms late (stamped on
+    arrival): no loss, no gap, and a window every hop from the first to the last."""
+    name = f"jitter-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo(name, "EEG", len(TEN_TWENTY), rate, "float32", name)
+    write_channels(info, [ChannelInfo(c, "microvolts", "EEG") for c in TEN_TWENTY])
+    outlet = pylsl.StreamOutlet(info)
+    config = make_config(name, hop=0.25).override(**{"models.tokenizer": "none",
+                                                     "models.classifier": "none"})
+    pipe = Pipeline(config).start()
+    rng = np.random.default_rng(int(rate))
+    n = round(4.0 * rate)
+    data = (20 * rng.standard_normal((n, len(TEN_TWENTY)))).astype(np.float32)
+    t0 = pylsl.local_clock()
+    k = 0
+    while k < n:  # in real time, chunks of 10-80 samples, each 0-10 ms late
+        stop = min(n, k + int(rng.integers(10, 81)))
+        stamps = t0 + np.arange(k, stop) / rate + rng.uniform(0.0, 0.010)
+        while pylsl.local_clock() < stamps[-1]:
+            time.sleep(0.001)
+        outlet.push_chunk(data[k:stop], stamps.tolist())
+        k = stop
+    # A gap-free 4 s stream gives the windows ending at 1.0, 1.25, ... 3.75 s.
+    expected = t0 + np.arange(1.0, 4.0, 0.25)
+    wait_until(lambda: pipe.hub.status().samples_received == n
+               and any(r.t_last > expected[-1] - 0.02 for r in pipe.hub.since(-1)),
+               "every sample and the window at the end of the stream")
+    pipe.stop()
+    s = pipe.hub.status()
+    results = pipe.hub.since(-1)
+    assert (s.samples_received, s.samples_lost, s.gaps, s.windows_dropped) == (n, 0, 0, 0)
+    assert not any(r.gap for r in results)
+    # Every window, each stamped with its last sample's (jittered) time.
+    np.testing.assert_allclose([r.t_last for r in results], expected, atol=0.015, rtol=0)
 
 
 def test_a_gap_is_reported_and_no_window_spans_it(make_config):
@@ -370,10 +412,11 @@ MARKED = ("stim-a", "stim-b")
 
 
 def _decoder_file(folder: Path, parity_classifier: Path, spec: WindowSpec,
-                  name: str = "decoder.pt") -> Path:
-    """The parity head as a classifier file whose sidecar records ``spec``."""
+                  name: str = "decoder.pt",
+                  classes: tuple[str, ...] = tuple(f"class{k}" for k in range(4))) -> Path:
+    """The parity head as a classifier file whose sidecar records ``spec`` and ``classes``."""
     path = folder / name
-    meta = decoder_metadata("neurorvq-head", tuple(f"class{k}" for k in range(4)), spec,
+    meta = decoder_metadata("neurorvq-head", classes, spec,
                             {"cv_mean": 0.8, "cv_std": 0.05, "chance": 0.25}, {}, {}, {})
     sidecar_path(path).write_text(json.dumps(meta))
     shutil.copy(parity_classifier, path)  # last: a watcher sees the complete pair
@@ -546,3 +589,41 @@ def test_an_overrun_stays_counted_as_lost(live, make_config, monkeypatch):
     assert skipped >= ring.capacity // 2
     assert status.stream.samples_lost == 0 and status.gaps == 0  # the inlet lost nothing
     assert status.samples_lost == status.processing.samples_skipped == skipped
+
+
+def test_a_recorded_run_keeps_every_prediction_across_a_swap_to_other_classes(
+        live, make_config, parity_classifier, tmp_path):
+    """The swapped-in classes publish on a new outlet (another source_id): it is recorded
+    from before its first prediction, and the file holds every prediction of the run."""
+    name, _ = live
+    path = tmp_path / "run.xdf"
+    pipe = Pipeline(make_config(name).override(**{"record.path": str(path)})).start()
+    try:
+        wait_until(lambda: sum(r.probabilities is not None for r in pipe.hub.since(-1)) >= 2,
+                   "predictions of the first classifier")
+        first_classes = pipe.models.classifier.class_names
+        other = ("left", "right", "up", "down")
+        spec = WindowSpec(mode="sliding", n_patches=1, marker_offset=0.0, labels=(),
+                          channels=("c3", "cz", "c4"))
+        pipe.swap_classifier(_decoder_file(tmp_path, parity_classifier, spec, "other.pt",
+                                           other))
+        wait_until(lambda: sum(r.class_names == other for r in pipe.hub.since(-1)) >= 3,
+                   "predictions of the swapped-in classifier")
+    finally:
+        pipe.stop()
+    sent = [r for r in pipe.hub.since(-1) if r.probabilities is not None]
+    streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
+    recorded = {s["info"]["source_id"][0]: s for s in streams
+                if s["info"]["type"][0] == "Predictions"}
+    assert sorted(recorded) == [f"{name}-out-predictions", f"{name}-out-predictions-2"]
+    for source_id, classes in ((f"{name}-out-predictions", first_classes),
+                               (f"{name}-out-predictions-2", other)):
+        stream = recorded[source_id]
+        labels = [c["label"][0] for c in stream["info"]["desc"][0]["channels"][0]["channel"]]
+        assert tuple(labels) == tuple(classes)
+        mine = [r for r in sent if r.class_names == tuple(classes)]
+        assert len(stream["time_stamps"]) == len(mine)
+        np.testing.assert_array_equal(stream["time_series"],
+                                      [np.float32(r.probabilities) for r in mine])
+        np.testing.assert_allclose(stream["time_stamps"], [r.t_last for r in mine],
+                                   atol=CLOCK_SYNC_S, rtol=0)

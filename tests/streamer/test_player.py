@@ -173,9 +173,20 @@ def test_a_truncated_edf_plays_what_is_there_and_says_how_much_is_missing(tmp_pa
     np.testing.assert_allclose(cut.data, whole.data[: len(cut.data)])
     assert [label for _, label in cut.events] == ["early"]  # "late" was in the lost part
     messages = [r.getMessage() for r in caplog.records]
-    assert (f"Recording {str(path)!r} is shorter than its header says: 6.0 s of 20.0 s are there "
-            "(14.0 s, 70% missing: the recording was stopped abnormally or the file was cut "
-            "short in a copy). Playing the 6.0 s that are there.") in messages
+    assert messages == [
+        f"Recording {str(path)!r} is cut short: its header declares 20.0 s, the file holds "
+        "6.0 s (stopped abnormally, or an incomplete copy); using the 6.0 s that are there."]
+
+
+def test_the_bundled_recording_cut_to_200_kb_says_both_lengths(tmp_path, caplog):
+    path = tmp_path / "s02-cut.edf"
+    path.write_bytes(bundled_recording("s02").read_bytes()[:200_000])
+    with caplog.at_level(logging.WARNING, logger="neurorvq_stream"):
+        cut = load_recording(path)
+    assert cut.duration == 2.0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Recording {str(path)!r} is cut short: its header declares 1201.0 s, the file holds "
+        "2.0 s (stopped abnormally, or an incomplete copy); using the 2.0 s that are there."]
 
 
 def test_play_reports_a_bad_file_in_one_line_and_warns_on_a_truncated_one(tmp_path, capsys,
@@ -189,11 +200,13 @@ def test_play_reports_a_bad_file_in_one_line_and_warns_on_a_truncated_one(tmp_pa
     assert "is a folder" in capsys.readouterr().err
     path = _edf(tmp_path / "take.edf", seconds=10.0)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])  # 4.x of 10 records
     with caplog.at_level(logging.WARNING, logger="neurorvq_stream"):
         assert main(["play", str(path), "--name", f"cut-{uuid.uuid4().hex[:8]}",
                      "--speed", "20", "--duration", "0.3"]) == 0
-    assert any("is shorter than its header says" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Recording {str(path)!r} is cut short: its header declares 10.0 s, the file holds "
+        "4.0 s (stopped abnormally, or an incomplete copy); using the 4.0 s that are there."]
 
 
 def _replay(recording, name: str) -> tuple[np.ndarray, list[tuple[float, str]]]:

@@ -2,19 +2,30 @@
 the command line, and the choice of decoder on held-out trials."""
 
 import json
+import re
+import threading
+import time
 import uuid
 
 import mne
 import numpy as np
+import pylsl
 import pytest
 from helpers import EVENTUALLY_S
 
 from neurorvq_stream.cli import main
 from neurorvq_stream.decoders import CLASSICAL_KINDS, load_decoder
 from neurorvq_stream.streamer import Player, RunConfig, bundled_recording, load_recording
+from neurorvq_stream.streamer._lsl import ChannelInfo, write_channels
 from neurorvq_stream.training._decoder_set import LabelledEpochs, choose, fit_decoders
 from neurorvq_stream.training._scoring import held_out_score
-from neurorvq_stream.training.calibrate import DEFAULT_KINDS, calibrate, parse_classes
+from neurorvq_stream.training.calibrate import (
+    DEFAULT_KINDS,
+    calibrate,
+    parse_classes,
+    read_epochs,
+    record_epochs,
+)
 
 CLASSES = ("checker-left", "checker-right")
 SECONDS = 60.0  # of sub-s01: 10 checkerboards per side
@@ -101,6 +112,90 @@ def test_cli_reports_bad_requests_in_one_line(recording_file, tmp_path, capsys):
     assert "Unknown decoder kind(s) ['lda']" in capsys.readouterr().err
     assert main([*args, "--classes", "checker-left", "nothing-like-this"]) == 2
     assert "['nothing-like-this'] never occur" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def half_flat_file(recording_file, tmp_path_factory):
+    """The recording with 6 of its 10 channels flat (0 V) from 20 s to 40 s."""
+    raw = mne.io.read_raw_fif(recording_file, preload=True, verbose="error")
+    start, stop = raw.time_as_index([20.0, 40.0])
+    raw._data[:6, start:stop] = 0.0
+    path = tmp_path_factory.mktemp("flat") / "half_flat_raw.fif"
+    raw.save(path, verbose="error")
+    return path
+
+
+def test_epochs_run_would_not_classify_are_left_out_and_counted(recording_file,
+                                                                half_flat_file, capsys):
+    config = _config().override(**{"preprocessing.l_freq": 0.0})  # zeros stay flat
+    classes = parse_classes(CLASSES)
+    whole = read_epochs(recording_file, config, classes)
+    cut = read_epochs(half_flat_file, config, classes)
+    assert whole.rejected == dict.fromkeys(CLASSES, 0)
+    # The 1 s epochs within 20-40 s have 6 of 10 channels flat (more than 25 %).
+    annotations = mne.io.read_raw_fif(recording_file, verbose="error").annotations
+    onsets = [a["onset"] for a in annotations if a["description"] in CLASSES]
+    inside = sum(20.0 <= t <= 39.0 for t in onsets)
+    assert 0 < sum(cut.rejected.values()) == inside
+    assert len(cut.y) == len(whole.y) - inside
+    assert main(["calibrate", "--recording", str(half_flat_file), "--classes", *CLASSES,
+                 "--output", str(cut_path := half_flat_file.with_name("flat.skops")),
+                 "--montage", "biosemi128", "--marker-offset", "0", "--patches", "1",
+                 "--l-freq", "0", "--decoders", "amplitude-lr"]) == 0
+    per = ", ".join(f"{c} {n}" for c, n in cut.rejected.items())
+    assert (f"Left out {inside} epochs that run would not classify (too many flagged "
+            f"channels): {per}.") in capsys.readouterr().out
+    assert cut_path.is_file()
+
+
+def test_a_file_in_the_wrong_unit_is_refused_with_runs_message(recording_file):
+    config = _config().override(**{"stream.unit": "nV"})  # microvolts read as nanovolts
+    with pytest.raises(ValueError) as err:
+        read_epochs(recording_file, config, parse_classes(CLASSES))
+    assert re.fullmatch(
+        rf"Recording {re.escape(repr(str(recording_file)))}: amplitudes are ~[0-9.e-]+ uV, far "
+        r"below EEG: the stream is probably in volts or millivolts; set stream.unit \(--unit\) "
+        r"to the unit the amplifier sends. run flags every window of such a stream and "
+        r"classifies none, so calibrate trains on none either.", str(err.value))
+
+
+def test_calibrating_on_a_stream_with_the_wrong_rate_says_what_run_says():
+    """Declares 128 Hz, sends 256 samples a second; markers every 0.5 s."""
+    name = f"calib-rate-{uuid.uuid4().hex[:8]}"
+    labels = ("Fp1", "Fp2", "C3", "Cz", "C4", "O1", "O2", "Pz")
+    info = pylsl.StreamInfo(name, "EEG", len(labels), 128.0, "float32", name)
+    write_channels(info, [ChannelInfo(c, "microvolts", "EEG") for c in labels])
+    eeg = pylsl.StreamOutlet(info)
+    markers = pylsl.StreamOutlet(pylsl.StreamInfo(f"{name}-Markers", "Markers", 1, 0.0,
+                                                  "string", f"{name}-markers"))
+    data = (20 * np.random.default_rng(0).standard_normal((16 * 200, len(labels))))
+    stop = threading.Event()
+
+    def send() -> None:
+        start, k = time.monotonic(), 0
+        while not stop.is_set():
+            eeg.push_chunk(data[k % len(data):k % len(data) + 16].astype(np.float32))
+            if k % 128 == 0:
+                markers.push_sample([("left", "right")[(k // 128) % 2]])
+            k += 16
+            time.sleep(max(0.0, start + k / 256 - time.monotonic()))
+
+    sender = threading.Thread(target=send, daemon=True)
+    config = RunConfig.from_dict({
+        "stream": {"name": name, "resolve_timeout": EVENTUALLY_S, "stall_timeout": 5.0},
+        "markers": {"name": f"{name}-Markers"},
+        "windows": {"mode": "markers", "n_patches": 1}})
+    try:
+        with pytest.raises(ValueError) as err:
+            record_epochs(config, parse_classes(["left", "right"]), duration=6.0,
+                          progress=False, on_start=sender.start)
+    finally:
+        stop.set()
+        sender.join()
+    assert re.fullmatch(
+        rf"Stream '{name}': samples arrive at [0-9.]+ Hz, not the declared 128 Hz: check the "
+        r"amplifier's rate setting. run flags every window of such a stream and classifies "
+        r"none, so calibrate trains on none either.", str(err.value))
 
 
 def test_classes_group_markers():
