@@ -48,22 +48,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _SCRATCH = pytest.StashKey[Path]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each module whose tests share a module-scoped fixture on one xdist worker.
-
-    Such fixtures are expensive by design (a live recording, a calibration, fitted
-    decoders); spread over workers, each would build its own copy (``--dist loadgroup``
-    in ``scripts/test.sh`` honours the group).
-    """
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        module = item.nodeid.split("::")[0]
-        shared = info is not None and any(
-            d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(module))
-
-
 @pytest.fixture(scope="session")
 def repo() -> Path:
     """The repository root (scripts such as build_engine.py live there)."""

@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,13 @@ def file_sha256(path: str | Path) -> str:
                 digest.update(block)
         _HASHES[memo] = digest.hexdigest()
     return _HASHES[memo]
+
+
+def _lock_path(folder: Path) -> str:
+    """Where builders of ``folder`` take turns: beside the system's temporary files, so the
+    cache itself holds only entries."""
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"neurorvq-engine-{digest}.lock")
 
 
 def default_cache_dir() -> Path:
@@ -158,7 +166,7 @@ class EngineCache:
         self.root.mkdir(parents=True, exist_ok=True)
         # Processes sharing the cache (two pipelines, parallel test workers) build an entry
         # one at a time: the second finds the first's and never replaces a folder in use.
-        with FileLock(str(folder) + ".lock"):
+        with FileLock(_lock_path(folder)):
             reason = self.why_stale(key)
             if reason is None:
                 return folder

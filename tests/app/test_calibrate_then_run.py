@@ -26,6 +26,9 @@ from neurorvq_stream.streamer import (
     load_recording,
 )
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("app/test_calibrate_then_run.py")
+
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory) -> str:

@@ -83,7 +83,7 @@ def test_run_headless_prints_status_and_latency_summary(capsys, small_stream, tm
     out = capsys.readouterr().out
     assert code == 0
     assert "[streaming] windows" in out and "end_to_end" in out
-    kinds = "Predictions, Tokens, Reconstruction, Metrics"
+    kinds = "Predictions, Decisions, Tokens, Reconstruction, Metrics"
     assert f"Outlets: {small_stream}-NeuroRVQ-{{{kinds}}}" in out
     done = int(out.split("Windows done ")[1].split(",")[0])
     assert done >= 1

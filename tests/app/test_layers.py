@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("app/test_layers.py")
+
 ROOT = "neurorvq_stream"
 #: What each part may import (besides itself); the application (the root) may import all.
 ALLOWED = {
@@ -18,9 +21,9 @@ ALLOWED = {
     "models": set(),
     "decoders": {"engines"},
     "streamer": {"engines", "decoders"},
-    "gui": {"engines", "streamer"},
+    "gui": {"engines", "decoders", "streamer"},
     "training": {"engines", "decoders", "streamer"},
-    "report": {"engines", "streamer"},
+    "report": {"engines", "decoders", "streamer"},
 }
 
 

@@ -17,6 +17,9 @@ from neurorvq_stream.decoders import (
 from neurorvq_stream.training import CHECKER_CLASSES, marker_epochs
 from neurorvq_stream.training._decoder_set import LabelledEpochs, fit_decoders
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("decoders/test_calibrated.py")
+
 
 def test_temperature_follows_what_the_scores_tell():
     rng = np.random.default_rng(0)

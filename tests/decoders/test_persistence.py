@@ -26,6 +26,9 @@ from neurorvq_stream.training._decoder_set import (
     head_recipe,
 )
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("decoders/test_persistence.py")
+
 
 @pytest.fixture(scope="module")
 def small(checker_epochs):

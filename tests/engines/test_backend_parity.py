@@ -20,6 +20,9 @@ from neurorvq_stream.engines.backends import (
     tensorrt_unavailable_reason,
 )
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("engines/test_backend_parity.py")
+
 TOKENIZER = PARITY_DIR / "tokenizer.pt"
 CLASSIFIER = PARITY_DIR / "foundation_model.pt"
 

@@ -18,6 +18,9 @@ from neurorvq_stream.engines.onnx_export import (
     export_tokenizer,
 )
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("engines/test_engine_onnx.py")
+
 
 @pytest.fixture(scope="module")
 def engines(tok, clf):

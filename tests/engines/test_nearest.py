@@ -28,6 +28,9 @@ from neurorvq_stream.engines._nearest import (
     reference_blocks,
 )
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("engines/test_nearest.py")
+
 SCREENS = [
     pytest.param("int8", marks=pytest.mark.skipif(
         not int8_screen_available(), reason="no oneDNN int8 kernels in this PyTorch build")),

@@ -18,6 +18,9 @@ from neurorvq_stream.gui._signals import peak_decimate
 from neurorvq_stream.gui._tokens import ALL_LEVELS, token_image
 from neurorvq_stream.streamer._results import WindowResult
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("gui/test_display_models.py")
+
 RATE = 200.0
 WINDOW = 800  # 4 patches
 HOP = 100  # 0.5 s

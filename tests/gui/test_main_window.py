@@ -21,6 +21,9 @@ from neurorvq_stream.streamer import (
 from neurorvq_stream.streamer._inlet import InletCounters
 from neurorvq_stream.streamer._results import RunInfo
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("gui/test_main_window.py")
+
 RATE = 200
 N_PATCHES = 4
 HOP = RATE // 2

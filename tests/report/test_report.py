@@ -32,6 +32,9 @@ from neurorvq_stream.streamer._config import RunConfig
 from neurorvq_stream.streamer._quality import FLAG_NAMES
 from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("report/test_report.py")
+
 SECONDS = 40.0
 
 

@@ -194,7 +194,8 @@ def test_flags_override_the_file_and_none_keeps_it(tmp_path):
          "run.yaml:2: windows.hops: unknown key (did you mean 'hop'?); valid keys in windows: "
          "hop, marker_length, marker_offset, mode, n_patches"),
         ("strem:\n  name: x\n",
-         "run.yaml:1: strem: unknown key (did you mean 'stream'?); valid keys: budgets, engine"),
+         "run.yaml:1: strem: unknown key (did you mean 'stream'?); valid keys: adapt, budgets, "
+         "decisions, engine"),
     ],
 )
 def test_each_mistake_is_one_line_naming_file_line_key_and_what_to_write(

@@ -26,6 +26,9 @@ from neurorvq_stream.streamer._results import (
     WindowResult,
 )
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("streamer/test_outlets.py")
+
 CHANNELS = ("fp1", "cz", "o2")
 N_PATCHES, HOP = 2, 100
 # Uncorrected stamps travel as doubles; liblsl may send a regular sample's stamp as

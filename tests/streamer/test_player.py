@@ -19,6 +19,9 @@ from neurorvq_stream.streamer._player import RecordingError
 from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
 from neurorvq_stream.streamer._results import PipelineStatus, WindowResult
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("streamer/test_player.py")
+
 SPEED = 4.0
 
 

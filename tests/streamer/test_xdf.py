@@ -14,6 +14,9 @@ from neurorvq_stream.streamer._lsl import ChannelInfo
 from neurorvq_stream.streamer._player import Recording
 from neurorvq_stream.streamer._xdf import complete_length
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("streamer/test_xdf.py")
+
 RATE = 250.0
 
 

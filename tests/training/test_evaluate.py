@@ -15,6 +15,9 @@ from neurorvq_stream.training._scoring import (
 )
 from neurorvq_stream.training.evaluate import TASKS
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("training/test_evaluate.py")
+
 
 @pytest.fixture(scope="module")
 def epochs(s02, checker_epochs):

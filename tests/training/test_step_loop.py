@@ -158,6 +158,7 @@ def test_state_round_trip_keeps_nesting_and_refuses_unknown_objects(tmp_path):
 
 def test_default_work_dir_is_per_user_and_configurable(monkeypatch, tmp_path):
     monkeypatch.delenv("NEURORVQ_TRAIN_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)  # the test run's scratch, not a user's
     default = default_work_dir()
     assert not default.is_relative_to(tempfile.gettempdir())
     assert default.is_relative_to(Path.home()) or "XDG_CACHE_HOME" in os.environ
@@ -197,8 +198,8 @@ def test_train_defaults_refuses_a_planted_state_file_in_one_message(tmp_path):
     proof = tmp_path / "payload-ran"
     torch.save({"model": _Payload(proof)}, planted)
     done = subprocess.run(
-        [sys.executable, "-m", "training.train_defaults", "--quick", "--threads", "1",
-         "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "models")],
+        [sys.executable, "-m", "neurorvq_stream.training.train_defaults", "--quick",
+         "--threads", "1", "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "models")],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 2, done.stderr

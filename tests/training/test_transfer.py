@@ -15,6 +15,9 @@ from neurorvq_stream.training.transfer import (
     main,
 )
 
+# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("training/test_transfer.py")
+
 
 @pytest.fixture(scope="module")
 def direction(checker_epochs):
