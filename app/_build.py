@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     """Default models and a consistent profile; a clear ValueError otherwise."""
-    from neurorvq_stream.engines import shipped_model, shipped_models_dir
+    from neurorvq_stream.engines import shipped_model
+    from neurorvq_stream.engines._checkpoint import shipped_models_dir
 
     if args.tokenizer is None and args.classifier is None:
         args.tokenizer, args.classifier = shipped_model("tokenizer"), shipped_model("classifier")
@@ -81,7 +82,9 @@ def _check_args(args: argparse.Namespace) -> None:
 def smoke_run(folders: list[Path], config: NeuroRVQConfig, opt: tuple[int, int]) -> str:
     """Run the graphs once in ONNX Runtime on CPU: proof they load and execute."""
     from neurorvq_stream.engines import ELECTRODES
-    from neurorvq_stream.engines.backends import GRAPH_FILES, GraphEngine, OrtGraph
+    from neurorvq_stream.engines.backends._export import GRAPH_FILES
+    from neurorvq_stream.engines.backends._graph import GraphEngine
+    from neurorvq_stream.engines.backends._onnxruntime import OrtGraph
 
     graphs = {
         stage: OrtGraph(folder / name, "cpu", threads=1)
@@ -112,14 +115,14 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from neurorvq_stream.engines.backends import (
-        GRAPH_FILES,
-        EngineCache,
-        check_onnx_for_tensorrt,
         compile_engines,
         export_graphs,
-        graph_profile,
         tensorrt_unavailable_reason,
     )
+    from neurorvq_stream.engines.backends._cache import EngineCache
+    from neurorvq_stream.engines.backends._export import GRAPH_FILES
+    from neurorvq_stream.engines.backends._tensorrt import graph_profile
+    from neurorvq_stream.engines.backends._trt_check import check_onnx_for_tensorrt
 
     cache = EngineCache(args.output)
     channels = (args.min[0], args.opt[0], args.max[0])

@@ -42,7 +42,8 @@ from neurorvq_stream.streamer import (
     read_decision,
     use_loopback_config,
 )
-from neurorvq_stream.training import CHECKER_CLASSES, marker_epochs, preprocess_recording
+from neurorvq_stream.training import marker_epochs, preprocess_recording
+from neurorvq_stream.training._data import CHECKER_CLASSES
 
 HELD_OUT = "s02"
 

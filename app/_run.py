@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurorvq_stream.streamer import find_streams, format_stream_list
+    from neurorvq_stream.streamer import find_streams
+    from neurorvq_stream.streamer._lsl import format_stream_list
 
     config = config_from(args)
     s = config.stream

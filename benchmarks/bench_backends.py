@@ -28,13 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurorvq_stream.engines import (
-    ELECTRODES,
-    build_tokenizer,
-    load_classifier,
-    patch_indices,
-    save_checkpoint,
-)
+from neurorvq_stream.engines import ELECTRODES, load_classifier
+from neurorvq_stream.engines._api import patch_indices
+from neurorvq_stream.engines._checkpoint import build_tokenizer, save_checkpoint
 from neurorvq_stream.engines._nearest import native_bf16
 from neurorvq_stream.engines.backends import create_engine, tensorrt_unavailable_reason
 from neurorvq_stream.engines.backends._torch import TorchEngine

@@ -31,14 +31,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from neurorvq_stream.engines import (
-    ELECTRODES,
-    Classifier,
-    NeuroRVQConfig,
-    NeuroRVQFoundationModel,
-    NeuroRVQTokenizer,
-    Tokenizer,
-)
+from neurorvq_stream.engines import ELECTRODES, Classifier, NeuroRVQConfig, Tokenizer
+from neurorvq_stream.engines._foundation import NeuroRVQFoundationModel
+from neurorvq_stream.engines._tokenizer import NeuroRVQTokenizer
 from neurorvq_stream.engines.onnx_export import export_classifier, export_decoder, export_tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

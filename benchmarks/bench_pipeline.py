@@ -112,7 +112,8 @@ def _start_recorder(folder: Path, name: str, source_id: str) -> tuple[object, ob
     """LabRecorder on the source EEG and both outlets; with its process for CPU accounting."""
     import psutil
 
-    from neurorvq_stream.streamer import Recorder, StreamQuery
+    from neurorvq_stream.streamer import Recorder
+    from neurorvq_stream.streamer._recorder import StreamQuery
 
     queries = [StreamQuery(name=name), StreamQuery(source_id=f"{source_id}-predictions"),
                StreamQuery(source_id=f"{source_id}-metrics")]

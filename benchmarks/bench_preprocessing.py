@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from neurorvq_stream.streamer import Preprocessor
+from neurorvq_stream.streamer._preprocessing import Preprocessor
 
 
 def _measure(rate: float, n_channels: int, resampler: str, seconds: float) -> dict[str, float]:

@@ -84,7 +84,7 @@ class FoundationFeatures(TransformerMixin, BaseEstimator):
     @classmethod
     def from_checkpoint(cls, path: str, channels: tuple[str, ...]) -> FoundationFeatures:
         """Weights of a foundation-model checkpoint (either form; heads are not used)."""
-        from neurorvq_stream.engines import build_foundation_model
+        from neurorvq_stream.engines._checkpoint import build_foundation_model
 
         model = build_foundation_model(path, pretraining_heads=False)
         state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()
@@ -110,7 +110,7 @@ class FoundationFeatures(TransformerMixin, BaseEstimator):
     def _features(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        from neurorvq_stream.engines import prepare_window
+        from neurorvq_stream.engines._api import prepare_window
 
         module = self._module()
         w = prepare_window(x, self.channels, module.config)
@@ -122,7 +122,8 @@ class FoundationFeatures(TransformerMixin, BaseEstimator):
         if module is None:
             import torch
 
-            from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQFoundationModel
+            from neurorvq_stream.engines import NeuroRVQConfig
+            from neurorvq_stream.engines._foundation import NeuroRVQFoundationModel
 
             config = {k: tuple(v) if isinstance(v, list) else v for k, v in self.config.items()}
             module = NeuroRVQFoundationModel(NeuroRVQConfig(**config))

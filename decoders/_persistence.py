@@ -253,7 +253,8 @@ def default_decoder() -> Path | None:
     first; else the shipped NeuroRVQ head (``engines.shipped_model("classifier")``); else
     None (tokens only).
     """
-    from neurorvq_stream.engines import shipped_model, shipped_models_dir
+    from neurorvq_stream.engines import shipped_model
+    from neurorvq_stream.engines._checkpoint import shipped_models_dir
 
     calibrated = sorted(shipped_models_dir().glob(f"*{SKOPS_SUFFIX}"))
     return calibrated[0] if calibrated else shipped_model("classifier")

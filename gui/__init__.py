@@ -8,7 +8,10 @@ if __name__ != "neurorvq_stream.gui":  # by its folder name it would be a second
     raise ImportError(f"Import neurorvq_stream.gui, not the folder {__name__!r}: the folders "
                       "are parts of one package (pip install -e . installs it).")
 
-from ._app import run_display, save_screenshot
+from ._app import run_display
 from ._window import MainWindow
 
-__all__ = ["MainWindow", "run_display", "save_screenshot"]
+__all__ = [
+    "MainWindow",
+    "run_display",
+]

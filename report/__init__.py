@@ -8,7 +8,10 @@ if __name__ != "neurorvq_stream.report":  # by its folder name it would be a sec
     raise ImportError(f"Import neurorvq_stream.report, not the folder {__name__!r}: the folders "
                       "are parts of one package (pip install -e . installs it).")
 
-from ._report import FIGURES, make_report
-from ._session import Session, Stream, load_session
+from ._report import make_report
+from ._session import load_session
 
-__all__ = ["FIGURES", "Session", "Stream", "load_session", "make_report"]
+__all__ = [
+    "load_session",
+    "make_report",
+]

@@ -18,7 +18,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from neurorvq_stream.decoders import TrialScorer
-from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
+from neurorvq_stream.engines import MODEL_RATE
+from neurorvq_stream.engines._format import PATCH_SAMPLES
 from neurorvq_stream.streamer import read_decision
 
 from ._session import Session, Stream
@@ -419,7 +420,7 @@ def reconstruction_examples(session: Session, n_examples: int = 3, n_channels: i
     are z-scored with the input's mean and SD, and the error is their difference in those
     units.
     """
-    from neurorvq_stream.streamer import Preprocessor, unit_scale
+    from neurorvq_stream.streamer._preprocessing import Preprocessor, unit_scale
 
     fig = Figure(figsize=(10, 1.7 * n_channels + 0.6), layout="constrained")
     rec, eeg = session.reconstruction, session.eeg

@@ -139,7 +139,7 @@ def _is_markers(s: Stream, fmt: str) -> bool:
 
 def load_session(path: str | Path) -> Session:
     """Read ``path`` with pyxdf (clock offsets applied) and sort its streams by role."""
-    from neurorvq_stream.streamer import load_xdf
+    from neurorvq_stream.streamer._xdf import load_xdf
 
     path = Path(path)
     if not path.is_file():

@@ -4,11 +4,12 @@
     with Pipeline(RunConfig.from_file("my_run.yaml")) as pipeline:
         ...  # results on pipeline.hub and on the LSL outlets
 
-``Player`` replays a recording as live LSL streams. The offline helpers that training uses
-to compute exactly what the live path computes (``Preprocessor``, ``map_channels``,
-``MarkerLockedWindows``) are public too. Names load on first use (the list is
-``__init__.pyi``), so the command line's ``list`` reaches the LSL helpers without
-importing the signal-processing stack.
+``Player`` replays a recording as live LSL streams, ``Recorder`` records them to XDF, and
+``read_decision`` parses the decisions outlet. These are what users call; the stages
+training reuses to compute exactly what the live path computes (the preprocessor, the
+channel mapping, the window schedulers) are imported from their modules. Names load on
+first use (the list is ``__init__.pyi``), so the command line's ``list`` reaches the LSL
+helpers without importing the signal-processing stack.
 """
 
 if __name__ != "neurorvq_stream.streamer":  # by its folder name it would be a second copy

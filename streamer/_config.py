@@ -701,7 +701,8 @@ def _model_path(given: str | None, kind: str) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"The {kind} checkpoint {str(path)!r} does not exist.")
         return path
-    from neurorvq_stream.engines import shipped_model, shipped_models_dir
+    from neurorvq_stream.engines import shipped_model
+    from neurorvq_stream.engines._checkpoint import shipped_models_dir
 
     shipped = shipped_model(kind)
     if shipped is None:

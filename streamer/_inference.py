@@ -26,7 +26,7 @@ import time
 from collections import Counter
 
 from neurorvq_stream.decoders import REJECTED, UNDECIDED, TrialScorer, decide
-from neurorvq_stream.engines import PATCH_SAMPLES
+from neurorvq_stream.engines._format import PATCH_SAMPLES
 
 from ._config import BudgetConfig
 from ._mailbox import Mailbox, QueuedWindow

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
+from neurorvq_stream.engines import MODEL_RATE
+from neurorvq_stream.engines._format import PATCH_SAMPLES
 
 from ._checks import samples_and_times
 

@@ -104,8 +104,10 @@ def s02():
 @pytest.fixture(scope="session")
 def tiny_foundation_model(tmp_path_factory) -> Path:
     """A one-block foundation model (random weights) saved as .safetensors: fast features."""
-    from neurorvq_stream.engines import NeuroRVQConfig, save_checkpoint
-    from neurorvq_stream.training import new_foundation_model, new_tokenizer
+    from neurorvq_stream.engines import NeuroRVQConfig
+    from neurorvq_stream.engines._checkpoint import save_checkpoint
+    from neurorvq_stream.training._pretraining import new_foundation_model
+    from neurorvq_stream.training._tokenizer_training import new_tokenizer
 
     tiny = NeuroRVQConfig(depth_encoder=1, depth_decoder=1, n_code=32, code_dim=8,
                           layer_scale=False)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from neurorvq_stream.engines import NeuroRVQTokenizer, ResidualQuantizer
+from neurorvq_stream.engines._tokenizer import NeuroRVQTokenizer, ResidualQuantizer
 
 
 def _kmeans(points: torch.Tensor, k: int, iters: int, generator: torch.Generator) -> torch.Tensor:

@@ -27,18 +27,14 @@ from typing import TYPE_CHECKING
 import mne
 import numpy as np
 
-from neurorvq_stream.engines import MODEL_RATE, PATCH_SAMPLES
-from neurorvq_stream.streamer import (
-    ChannelFlag,
-    MarkerLockedWindows,
-    Preprocessor,
-    UnitCheck,
-    bundled_events,
-    bundled_recording,
-    map_channels,
-    unit_scale,
-    unit_warning,
-)
+from neurorvq_stream.engines import MODEL_RATE
+from neurorvq_stream.engines._format import PATCH_SAMPLES
+from neurorvq_stream.streamer import bundled_recording
+from neurorvq_stream.streamer._channel_mapping import map_channels
+from neurorvq_stream.streamer._datasets import bundled_events
+from neurorvq_stream.streamer._preprocessing import Preprocessor, unit_scale
+from neurorvq_stream.streamer._quality import ChannelFlag, UnitCheck, unit_warning
+from neurorvq_stream.streamer._windows import MarkerLockedWindows
 
 if TYPE_CHECKING:
     from neurorvq_stream.streamer import Recording, RunConfig

@@ -45,7 +45,8 @@ from neurorvq_stream.decoders import (
     fit_calibrator,
     save_sklearn_decoder,
 )
-from neurorvq_stream.engines import build_foundation_model, prepare_window, save_checkpoint
+from neurorvq_stream.engines._api import prepare_window
+from neurorvq_stream.engines._checkpoint import build_foundation_model, save_checkpoint
 
 from ._finetune import HEAD_RECIPE, FinetuneConfig, epoch_features, finetune, finetune_head
 

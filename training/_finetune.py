@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurorvq_stream.engines import NeuroRVQFoundationModel, logits_to_probabilities, prepare_window
+from neurorvq_stream.engines._api import logits_to_probabilities, prepare_window
+from neurorvq_stream.engines._foundation import NeuroRVQFoundationModel
 
 from ._loop import Session, run_settings, run_steps
 from ._mirror import add_mirrored

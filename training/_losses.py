@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from neurorvq_stream.engines import NeuroRVQTokenizer, window_standardize
+from neurorvq_stream.engines._tokenizer import NeuroRVQTokenizer, window_standardize
 
 
 def phase_targets(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

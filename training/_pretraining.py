@@ -16,12 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurorvq_stream.engines import (
-    NeuroRVQConfig,
-    NeuroRVQFoundationModel,
-    NeuroRVQTokenizer,
-    prepare_window,
-)
+from neurorvq_stream.engines import NeuroRVQConfig
+from neurorvq_stream.engines._api import prepare_window
+from neurorvq_stream.engines._foundation import NeuroRVQFoundationModel
+from neurorvq_stream.engines._tokenizer import NeuroRVQTokenizer
 
 from ._batches import random_batch
 from ._checkpointing import seed_everything

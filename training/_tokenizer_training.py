@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQTokenizer, prepare_window
+from neurorvq_stream.engines import NeuroRVQConfig
+from neurorvq_stream.engines._api import prepare_window
+from neurorvq_stream.engines._tokenizer import NeuroRVQTokenizer
 
 from ._batches import random_batch
 from ._checkpointing import seed_everything

@@ -25,13 +25,8 @@ from tqdm.auto import tqdm
 
 from neurorvq_stream.decoders import KINDS, WindowSpec
 from neurorvq_stream.engines import shipped_model
-from neurorvq_stream.streamer import (
-    Pipeline,
-    ResultHub,
-    RunConfig,
-    assess_window,
-    load_recording,
-)
+from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig, load_recording
+from neurorvq_stream.streamer._quality import assess_window
 
 from ._cards import write_card
 from ._data import class_marker_map, marker_windows, preprocess_recording

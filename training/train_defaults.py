@@ -31,8 +31,8 @@ import torch
 from sklearn.metrics import balanced_accuracy_score
 
 from neurorvq_stream.decoders import TypicalityGate, add_typicality_gate
-from neurorvq_stream.engines import (
-    NeuroRVQConfig,
+from neurorvq_stream.engines import NeuroRVQConfig
+from neurorvq_stream.engines._checkpoint import (
     build_foundation_model,
     save_checkpoint,
     shipped_models_dir,

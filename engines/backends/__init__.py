@@ -6,9 +6,9 @@
     out = engine.run(x, channels)     # EngineOutput: tokens, reconstruction, probabilities
     print(engine.describe())          # which backend, and why it was picked
 
-Exported graphs and compiled engines are cached per user (``default_cache_dir``;
-``$NEURORVQ_CACHE_DIR`` moves it); ``compile_engines`` and ``export_graphs`` build them
-ahead of a run (``build_engine.py``). Names load on first use (the list is
+Exported graphs and compiled engines are cached per user (``$NEURORVQ_CACHE_DIR`` moves
+the cache); ``compile_engines`` and ``export_graphs`` build them ahead of a run
+(``build_engine.py``). Names load on first use (the list is
 ``__init__.pyi``), so reading ``BACKENDS`` costs no torch import.
 """
 

@@ -18,13 +18,7 @@ from neurorvq_stream._closed_loop import run_checker_closed_loop
 from neurorvq_stream.cli import main
 from neurorvq_stream.decoders import WindowSpec, decoder_metadata, load_decoder
 from neurorvq_stream.engines._checkpoint import sidecar_path
-from neurorvq_stream.streamer import (
-    Pipeline,
-    Player,
-    RunConfig,
-    bundled_recording,
-    load_recording,
-)
+from neurorvq_stream.streamer import Pipeline, Player, RunConfig, bundled_recording, load_recording
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("app/test_calibrate_then_run.py")

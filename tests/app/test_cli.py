@@ -128,7 +128,7 @@ def test_run_records_the_session_and_report_reads_it(capsys, small_stream, tmp_p
     assert main([*args, "--record", str(session)]) == 0
     streams, _ = pyxdf.load_xdf(str(session))
     types = sorted(s["info"]["type"][0] for s in streams)
-    assert types == ["EEG", "Metrics", "Predictions", "Reconstruction", "Tokens"]
+    assert types == ["Decisions", "EEG", "Metrics", "Predictions", "Reconstruction", "Tokens"]
     assert all(len(s["time_stamps"]) for s in streams)
     # An existing recording is never overwritten by accident.
     size = session.stat().st_size

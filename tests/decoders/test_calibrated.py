@@ -14,7 +14,8 @@ from neurorvq_stream.decoders import (
     decision_scores,
     load_decoder,
 )
-from neurorvq_stream.training import CHECKER_CLASSES, marker_epochs
+from neurorvq_stream.training import marker_epochs
+from neurorvq_stream.training._data import CHECKER_CLASSES
 from neurorvq_stream.training._decoder_set import LabelledEpochs, fit_decoders
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.

@@ -7,8 +7,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from neurorvq_stream.engines.backends import EngineCache
-from neurorvq_stream.engines.backends._cache import CacheKey, file_sha256, library_versions
+from neurorvq_stream.engines.backends._cache import (
+    CacheKey,
+    EngineCache,
+    file_sha256,
+    library_versions,
+)
 
 
 def _write_graph(folder, tag):

@@ -12,13 +12,15 @@ import pytest
 import torch
 from helpers import PARITY_CASES, PARITY_DIR, PARITY_REF
 
-from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig, NeuroRVQTokenizer, save_checkpoint
+from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig
+from neurorvq_stream.engines._checkpoint import save_checkpoint
+from neurorvq_stream.engines._tokenizer import NeuroRVQTokenizer
 from neurorvq_stream.engines.backends import (
-    EngineCache,
     create_engine,
     export_graphs,
     tensorrt_unavailable_reason,
 )
+from neurorvq_stream.engines.backends._cache import EngineCache
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("engines/test_backend_parity.py")
@@ -137,7 +139,9 @@ def test_fp16_graphs_agree_within_stated_tolerance(cache, reference_outputs):
     Stated fp16 tolerance: >= 95% identical tokens (a flip needs two codes within fp16
     rounding), logits within 1e-2, probabilities within 1e-2.
     """
-    from neurorvq_stream.engines.backends import GRAPH_FILES, GraphEngine, OrtGraph
+    from neurorvq_stream.engines.backends._export import GRAPH_FILES
+    from neurorvq_stream.engines.backends._graph import GraphEngine
+    from neurorvq_stream.engines.backends._onnxruntime import OrtGraph
 
     folders, config = export_graphs(EngineCache(cache), TOKENIZER, CLASSIFIER, "fp16")
     graphs = {stage: OrtGraph(folder / name) for folder in folders
@@ -154,7 +158,9 @@ def test_fp16_graphs_agree_within_stated_tolerance(cache, reference_outputs):
 
 def test_export_cache_reused_and_static_check_clean(cache):
     """The exported graphs (what TensorRT would parse) pass the static TensorRT check."""
-    from neurorvq_stream.engines.backends import GRAPH_FILES, check_onnx_for_tensorrt, graph_profile
+    from neurorvq_stream.engines.backends._export import GRAPH_FILES
+    from neurorvq_stream.engines.backends._tensorrt import graph_profile
+    from neurorvq_stream.engines.backends._trt_check import check_onnx_for_tensorrt
 
     folders, config = export_graphs(EngineCache(cache), TOKENIZER, CLASSIFIER)
     again, _ = export_graphs(EngineCache(cache), TOKENIZER, CLASSIFIER)

@@ -5,12 +5,12 @@ import pytest
 from helpers import PARITY_DIR
 
 from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig
-from neurorvq_stream.engines.backends import (
-    create_engine,
+from neurorvq_stream.engines.backends import create_engine, tensorrt_unavailable_reason
+from neurorvq_stream.engines.backends._tensorrt import (
+    DEFAULT_CHANNELS,
+    DEFAULT_PATCHES,
     graph_profile,
-    tensorrt_unavailable_reason,
 )
-from neurorvq_stream.engines.backends._tensorrt import DEFAULT_CHANNELS, DEFAULT_PATCHES
 
 TRT_REASON = tensorrt_unavailable_reason()
 needs_trt = pytest.mark.skipif(TRT_REASON is not None, reason=f"TensorRT: {TRT_REASON}")

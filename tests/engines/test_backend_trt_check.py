@@ -4,8 +4,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from neurorvq_stream.engines.backends import check_onnx_for_tensorrt
-from neurorvq_stream.engines.backends._trt_check import support_matrix
+from neurorvq_stream.engines.backends._trt_check import check_onnx_for_tensorrt, support_matrix
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17):

@@ -17,14 +17,8 @@ import torch
 from helpers import PARITY_DIR
 from safetensors.torch import save_file
 
-from neurorvq_stream.engines import (
-    CheckpointError,
-    load_classifier,
-    load_tokenizer,
-    read_sidecar,
-    save_checkpoint,
-)
-from neurorvq_stream.engines._checkpoint import read_state_dict
+from neurorvq_stream.engines import CheckpointError, load_classifier, load_tokenizer
+from neurorvq_stream.engines._checkpoint import read_sidecar, read_state_dict, save_checkpoint
 
 WEIGHTS = {"encoder.cls_token": torch.zeros(1, 1, 8), "encoder.blocks.0.w": torch.ones(64, 64)}
 

@@ -7,17 +7,16 @@ import pytest
 import torch
 from helpers import PARITY_CASES, PARITY_DIR, PARITY_REF
 
-from neurorvq_stream.engines import (
-    ELECTRODES,
-    Classifier,
-    NeuroRVQFoundationModel,
+from neurorvq_stream.engines import ELECTRODES, Classifier, load_classifier, load_tokenizer
+from neurorvq_stream.engines._checkpoint import (
     build_foundation_model,
-    electrode_indices,
-    load_classifier,
-    load_tokenizer,
+    foundation_config,
+    read_state_dict,
     save_checkpoint,
+    sidecar_path,
 )
-from neurorvq_stream.engines._checkpoint import foundation_config, read_state_dict, sidecar_path
+from neurorvq_stream.engines._format import electrode_indices
+from neurorvq_stream.engines._foundation import NeuroRVQFoundationModel
 
 X = PARITY_REF["case2_x"]
 CHANNELS = PARITY_CASES[2]["channels"]

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 from helpers import PARITY_CASES, PARITY_REF
 
-from neurorvq_stream.engines import electrode_indices
+from neurorvq_stream.engines._format import electrode_indices
 from neurorvq_stream.engines.onnx_export import (
     CLASSIFY_OUTPUTS,
     DECODE_OUTPUTS,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers import PARITY_CASES, PARITY_REF
 
-from neurorvq_stream.engines import patch_indices
+from neurorvq_stream.engines._api import patch_indices
 
 
 def _margin_report(tok, x, channels, ours, ref):

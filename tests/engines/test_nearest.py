@@ -12,13 +12,7 @@ import torch
 import torch.nn.functional as F
 from helpers import PARITY_CASES, PARITY_DIR, PARITY_REF
 
-from neurorvq_stream.engines import (
-    ELECTRODES,
-    NeuroRVQConfig,
-    NeuroRVQTokenizer,
-    Tokenizer,
-    load_tokenizer,
-)
+from neurorvq_stream.engines import ELECTRODES, NeuroRVQConfig, Tokenizer, load_tokenizer
 from neurorvq_stream.engines._nearest import (
     CodeSearch,
     _Bf16Scores,
@@ -27,6 +21,7 @@ from neurorvq_stream.engines._nearest import (
     int8_screen_available,
     reference_blocks,
 )
+from neurorvq_stream.engines._tokenizer import NeuroRVQTokenizer
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("engines/test_nearest.py")

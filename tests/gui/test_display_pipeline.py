@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from pyqtgraph.Qt import QtWidgets
 
-from neurorvq_stream.gui import MainWindow, save_screenshot
-from neurorvq_stream.gui._app import widget_pixels
+from neurorvq_stream.gui import MainWindow
+from neurorvq_stream.gui._app import save_screenshot, widget_pixels
 from neurorvq_stream.gui._signals import SIGNAL_PEN
 from neurorvq_stream.streamer import (
     Pipeline,

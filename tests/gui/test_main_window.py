@@ -8,17 +8,13 @@ import pytest
 from pyqtgraph.Qt import QtGui, QtWidgets
 
 from neurorvq_stream.engines import load_classifier, load_tokenizer
-from neurorvq_stream.gui import MainWindow, run_display, save_screenshot
-from neurorvq_stream.gui._app import widget_pixels
+from neurorvq_stream.gui import MainWindow, run_display
+from neurorvq_stream.gui._app import save_screenshot, widget_pixels
 from neurorvq_stream.gui._signals import RECONSTRUCTION_PEN, SIGNAL_PEN
-from neurorvq_stream.streamer import (
-    ChannelFlag,
-    ResultHub,
-    WindowResult,
-    bundled_recording,
-    map_channels,
-)
+from neurorvq_stream.streamer import ResultHub, WindowResult, bundled_recording
+from neurorvq_stream.streamer._channel_mapping import map_channels
 from neurorvq_stream.streamer._inlet import InletCounters
+from neurorvq_stream.streamer._quality import ChannelFlag
 from neurorvq_stream.streamer._results import RunInfo
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.

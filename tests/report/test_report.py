@@ -18,7 +18,7 @@ from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 from sklearn.metrics import balanced_accuracy_score
 
 from neurorvq_stream.engines import shipped_model
-from neurorvq_stream.report import FIGURES, Session, Stream, load_session, make_report
+from neurorvq_stream.report import load_session, make_report
 from neurorvq_stream.report._figures import (
     Budgets,
     counter_steps,
@@ -26,7 +26,8 @@ from neurorvq_stream.report._figures import (
     stream_health,
     token_usage,
 )
-from neurorvq_stream.report._report import _mapping_html, _summary_html, figure_makers
+from neurorvq_stream.report._report import FIGURES, _mapping_html, _summary_html, figure_makers
+from neurorvq_stream.report._session import Session, Stream
 from neurorvq_stream.streamer import Pipeline, Player, bundled_recording, load_recording
 from neurorvq_stream.streamer._config import RunConfig
 from neurorvq_stream.streamer._quality import FLAG_NAMES

@@ -9,10 +9,11 @@ import pytest
 import pyxdf
 
 from neurorvq_stream.report import load_session
-from neurorvq_stream.streamer import Player, Recorder, StreamQuery, load_recording, load_xdf
+from neurorvq_stream.streamer import Player, Recorder, load_recording
 from neurorvq_stream.streamer._lsl import ChannelInfo
 from neurorvq_stream.streamer._player import Recording
-from neurorvq_stream.streamer._xdf import complete_length
+from neurorvq_stream.streamer._recorder import StreamQuery
+from neurorvq_stream.streamer._xdf import complete_length, load_xdf
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("streamer/test_xdf.py")

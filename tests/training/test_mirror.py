@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from neurorvq_stream.training import CHECKER_CLASSES, marker_epochs
+from neurorvq_stream.training import marker_epochs
+from neurorvq_stream.training._data import CHECKER_CLASSES
 from neurorvq_stream.training._mirror import add_mirrored, mirror_index, mirror_name
 
 

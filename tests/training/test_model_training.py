@@ -4,28 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from neurorvq_stream.engines import (
-    NeuroRVQConfig,
-    build_foundation_model,
-    load_classifier,
-    load_tokenizer,
-    prepare_window,
-    save_checkpoint,
-)
-from neurorvq_stream.training import (
-    CHECKER_CLASSES,
-    FinetuneConfig,
+from neurorvq_stream.engines import NeuroRVQConfig, load_classifier, load_tokenizer
+from neurorvq_stream.engines._api import prepare_window
+from neurorvq_stream.engines._checkpoint import build_foundation_model, save_checkpoint
+from neurorvq_stream.training import marker_epochs
+from neurorvq_stream.training._data import CHECKER_CLASSES, continuous_windows
+from neurorvq_stream.training._finetune import FinetuneConfig, finetune, predict_proba
+from neurorvq_stream.training._loop import Session
+from neurorvq_stream.training._pretraining import (
     PretrainConfig,
-    Session,
-    TokenizerTrainConfig,
-    continuous_windows,
-    evaluate_tokenizer,
-    finetune,
-    marker_epochs,
     new_foundation_model,
-    new_tokenizer,
-    predict_proba,
     pretrain_foundation_model,
+)
+from neurorvq_stream.training._tokenizer_training import (
+    TokenizerTrainConfig,
+    evaluate_tokenizer,
+    new_tokenizer,
     train_tokenizer,
 )
 

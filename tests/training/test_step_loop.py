@@ -12,19 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from neurorvq_stream.engines import NeuroRVQConfig, NeuroRVQFoundationModel
-from neurorvq_stream.training import (
-    CHECKER_CLASSES,
-    Evaluation,
-    FinetuneConfig,
+from neurorvq_stream.engines import NeuroRVQConfig
+from neurorvq_stream.engines._foundation import NeuroRVQFoundationModel
+from neurorvq_stream.training import marker_epochs
+from neurorvq_stream.training._checkpointing import (
     ResumeError,
-    Session,
     default_work_dir,
-    finetune,
-    marker_epochs,
+    load_state,
+    save_state,
 )
-from neurorvq_stream.training._checkpointing import load_state, save_state
-from neurorvq_stream.training._loop import LOG_FILE, STATE_FILE, run_steps
+from neurorvq_stream.training._data import CHECKER_CLASSES
+from neurorvq_stream.training._finetune import FinetuneConfig, finetune
+from neurorvq_stream.training._loop import LOG_FILE, STATE_FILE, Evaluation, Session, run_steps
 
 REPO = Path(__file__).resolve().parents[2]
 

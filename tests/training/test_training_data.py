@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 
 from neurorvq_stream.engines import ELECTRODES
-from neurorvq_stream.streamer import Preprocessor, bundled_events, bundled_recording
-from neurorvq_stream.training import CHECKER_CLASSES, continuous_windows, marker_epochs
-from neurorvq_stream.training._data import preprocess_continuous, read_events
+from neurorvq_stream.streamer import bundled_recording
+from neurorvq_stream.streamer._datasets import bundled_events
+from neurorvq_stream.streamer._preprocessing import Preprocessor
+from neurorvq_stream.training import marker_epochs
+from neurorvq_stream.training._data import (
+    CHECKER_CLASSES,
+    continuous_windows,
+    preprocess_continuous,
+    read_events,
+)
 
 
 def test_recording_is_mapped_by_position_without_duplicates(s01):
