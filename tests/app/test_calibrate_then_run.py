@@ -88,8 +88,9 @@ def test_a_run_swaps_between_decoder_kinds(calibrated, parity_classifier, tmp_pa
         pipe.swap_classifier(head)
         wait_until(lambda: any(r.class_names[:1] == ("class0",) for r in pipe.hub.since(-1)),
                    "a decision of the NeuroRVQ head")
-        wait_until(lambda: _described_kind(predictions) == "neurorvq-head",
-                   "the predictions outlet to describe the head")
+        # Other classes, other channels: a new predictions outlet (its own source_id).
+        wait_until(lambda: _described_kind(f"{predictions}-2") == "neurorvq-head",
+                   "the new predictions outlet to describe the head")
     finally:
         pipe.stop()
         player.stop()

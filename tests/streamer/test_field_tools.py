@@ -158,9 +158,10 @@ def test_mne_lsl_annotations_are_the_epochs_calibrate_learns_from(mne_player):
     name = mne_player()
     config = _config(name, **{"markers.name": f"{name}-annotations",
                               "windows.marker_offset": OFFSET, "windows.marker_length": 1})
-    x, y, channels = record_epochs(config, {"a": ["stim-a"], "b": ["stim-b"]}, n_per_class=2,
-                                   timeout=EVENTUALLY_S, progress=False)
-    assert len(channels) == len(LABELS)
+    epochs = record_epochs(config, {"a": ["stim-a"], "b": ["stim-b"]}, n_per_class=2,
+                           timeout=EVENTUALLY_S, progress=False)
+    x, y = epochs.x, epochs.y
+    assert len(epochs.channels) == len(LABELS) and sum(epochs.rejected.values()) == 0
     assert x.shape[1:] == (len(LABELS), 200) and Counter(y.tolist())[0] >= 2
     assert Counter(y.tolist())[1] >= 2
     for epoch in x:
