@@ -22,6 +22,7 @@ def build(repo):
     return run
 
 
+@pytest.mark.slow
 def test_exports_checks_and_caches(tmp_path, build, parity_tokenizer, parity_classifier):
     out = tmp_path / "cache"
     first = build("--tokenizer", parity_tokenizer, "--classifier", parity_classifier,

@@ -21,7 +21,7 @@ from neurorvq_stream.engines._checkpoint import sidecar_path
 from neurorvq_stream.streamer import Pipeline, Player, RunConfig, bundled_recording, load_recording
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("app/test_calibrate_then_run.py")
+pytestmark = [pytest.mark.xdist_group("app/test_calibrate_then_run.py"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

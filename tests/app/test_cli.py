@@ -74,6 +74,7 @@ def _run_args(name: str, tokenizer, classifier, seconds: int) -> list[str]:
             "--patches", "1", "--tokenizer", str(tokenizer), "--classifier", str(classifier)]
 
 
+@pytest.mark.slow
 def test_run_headless_prints_status_and_latency_summary(capsys, small_stream, tmp_path,
                                                         parity_tokenizer, parity_classifier):
     config = tmp_path / "run.yaml"
@@ -89,6 +90,7 @@ def test_run_headless_prints_status_and_latency_summary(capsys, small_stream, tm
     assert done >= 1
 
 
+@pytest.mark.slow
 def test_run_reports_a_thread_that_died_and_exits_with_an_error(capsys, small_stream, monkeypatch,
                                                                parity_tokenizer,
                                                                parity_classifier):
@@ -119,6 +121,7 @@ def test_light_commands_do_not_import_the_heavy_stack(args):
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_run_records_the_session_and_report_reads_it(capsys, small_stream, tmp_path,
                                                      parity_tokenizer, parity_classifier):
     import pyxdf

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from neurorvq_stream._console import WIDTH, WrappingFormatter
 
 SCRIPT = Path(sys.executable).with_name("neurorvq-stream")
@@ -31,6 +33,7 @@ def _first_screen(process: subprocess.Popen) -> list[str]:
     return text.split("\r[")[0].splitlines()
 
 
+@pytest.mark.slow
 def test_demo_first_screen_fits_and_verbose_adds_the_table():
     plain, verbose = _start(), _start("--verbose")  # side by side: one wait for both
     lines, verbose_lines = _first_screen(plain), _first_screen(verbose)

@@ -20,7 +20,7 @@ from neurorvq_stream.decoders import (
 from neurorvq_stream.training._decoder_set import LabelledEpochs, fit_decoders
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("decoders/test_adaptation.py")
+pytestmark = [pytest.mark.xdist_group("decoders/test_adaptation.py"), pytest.mark.slow]
 
 WARMUP = 20
 

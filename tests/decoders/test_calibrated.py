@@ -52,6 +52,7 @@ def fitted(split, tiny_foundation_model):
     return fit_decoders(kinds, split[0], tiny_foundation_model, progress=False)
 
 
+@pytest.mark.slow
 def test_noise_comes_out_near_the_prior(fitted, split):
     """Gaussian noise of the EEG's own amplitude: no decoder claims a class (prior 0.5)."""
     train, _ = split
@@ -89,6 +90,7 @@ def test_decoder_files_of_version_0_2_0_predict_as_before(s01):
     np.testing.assert_allclose(decoder.probabilities(x), expected, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_real_held_out_epochs_keep_their_confidence(fitted, split):
     """The noise guard does not flatten EEG: the checkerboard decoders stay confident."""
     _, (x, y) = split
@@ -106,6 +108,7 @@ def test_gate_tells_eeg_from_uncorrelated_channels(checker_epochs):
 
 
 @pytest.mark.parametrize("which", ["default classifier", "NeuroRVQ head"])
+@pytest.mark.slow
 def test_shipped_classifiers_say_nothing_on_noise_and_decode_held_out_epochs(which, s02):
     """Both shipped checker classifiers: prior on noise, confident on sub-s02's epochs; the
     default one as confident as it is right (its temperature is bounded, the head's not)."""

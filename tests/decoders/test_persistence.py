@@ -27,7 +27,7 @@ from neurorvq_stream.training._decoder_set import (
 )
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("decoders/test_persistence.py")
+pytestmark = [pytest.mark.xdist_group("decoders/test_persistence.py"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

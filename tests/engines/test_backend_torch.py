@@ -115,6 +115,7 @@ def test_engine_calls_run_ieee_fp32_and_restore_the_callers_settings(user_precis
     assert _switches() == user_precision
 
 
+@pytest.mark.slow
 def test_cpu_bf16_mode_keeps_tokens_exact():
     fp32 = create_engine(TOKENIZER, CLASSIFIER, backend="pytorch", device="cpu")
     bf16 = create_engine(TOKENIZER, CLASSIFIER, backend="pytorch", device="cpu",
@@ -150,6 +151,7 @@ def _fixture_engine(**kwargs) -> TorchEngine:
     return engine
 
 
+@pytest.mark.slow
 def test_whole_window_in_one_call_matches_the_stages():
     staged, fused = _fixture_engine(), _fixture_engine(whole_window=True)
     assert "whole window in one call" in fused.describe()
@@ -168,6 +170,7 @@ def test_whole_window_in_one_call_matches_the_stages():
         TorchEngine(load_tokenizer(TOKENIZER).module, None, whole_window=True)
 
 
+@pytest.mark.slow
 def test_compiled_window_is_cached_and_exact(tmp_path, caplog):
     """AOTInductor (what the GPU path compiles) exercised on CPU with the tiny fixture model:
     compiled once before streaming, found in the engine cache the second time."""

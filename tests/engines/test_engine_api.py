@@ -120,6 +120,7 @@ def test_probabilities_and_class_names(clf):
     assert clf.class_names == ("class0", "class1", "class2", "class3")
 
 
+@pytest.mark.slow
 def test_save_load_roundtrip(tmp_path, tok, clf):
     ref_tokens = tok.tokenize(X, CHANNELS)
     ref_logits = clf.logits(X, CHANNELS)

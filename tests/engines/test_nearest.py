@@ -95,6 +95,7 @@ def v1_tokenizer():
         ("bf16", (1, 5, 2)),  # bf16 is emulated (slow) on CPUs without bf16 instructions
     ],
 )
+@pytest.mark.slow
 def test_v1_size_codes_and_vectors_identical(v1_tokenizer, screen, shape):
     batch, n_ch, n_p = shape
     x = np.random.default_rng(n_ch).standard_normal((batch, n_ch, n_p * 200)) * 20

@@ -19,6 +19,8 @@ from neurorvq_stream.streamer import (
     load_recording,
 )
 
+pytestmark = pytest.mark.slow  # live streams in real time
+
 N_CHANNELS = 16
 N_PATCHES = 2
 

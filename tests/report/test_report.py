@@ -79,6 +79,7 @@ def recording(tmp_path_factory):
     return path, replay, pipe.hub.status()
 
 
+@pytest.mark.slow
 def test_session_finds_the_pipeline_streams_by_type_and_metadata(recording):
     path, replay, status = recording
     session = load_session(path)
@@ -121,6 +122,7 @@ def _figures_in(html: str) -> dict[str, np.ndarray]:
             for title, png in found}
 
 
+@pytest.mark.slow
 def test_report_has_every_figure_and_none_is_empty(recording, tmp_path):
     path, _, status = recording
     out = make_report(path, tmp_path / "session.html", progress=False)
@@ -159,6 +161,7 @@ def _plotted_values(fig) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_every_figure_plots_the_recorded_data(recording):
     session = load_session(recording[0])
     for title, make in figure_makers(Budgets(50, 500, 1000, "test")).items():
@@ -168,6 +171,7 @@ def test_every_figure_plots_the_recorded_data(recording):
         assert _plotted_values(fig) >= 4, (title, caption)
 
 
+@pytest.mark.slow
 def test_report_refuses_a_bad_path(tmp_path, recording):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         make_report(tmp_path / "none.xdf", tmp_path / "r.html", progress=False)

@@ -26,7 +26,7 @@ from neurorvq_stream.streamer._outlets import run_tag
 from neurorvq_stream.training.calibrate import record_epochs
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("streamer/test_field_tools.py")
+pytestmark = [pytest.mark.xdist_group("streamer/test_field_tools.py"), pytest.mark.slow]
 
 LABELS = ("Fp1", "Fp2", "C3", "Cz", "C4", "T3", "O1", "O2")
 RATE = 250.0

@@ -24,6 +24,8 @@ from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig, rea
 from neurorvq_stream.streamer._lsl import ChannelInfo, find_streams, read_channels, write_channels
 from neurorvq_stream.streamer._quality import ChannelFlag
 
+pytestmark = pytest.mark.slow  # live streams in real time
+
 LABELS = ("Fp1", "Fp2", "C3", "Cz", "C4", "T3", "O1", "O2")
 RATE = 250.0
 

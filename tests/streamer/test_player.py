@@ -43,6 +43,7 @@ def test_recording_keeps_file_units_positions_and_events(segment):
     np.testing.assert_allclose([e[0] for e in segment.events], [e[0] for e in expected])
 
 
+@pytest.mark.slow
 def test_replay_sends_the_samples_and_markers_on_the_scaled_clock(segment):
     name = f"play-{uuid.uuid4().hex[:8]}"
     player = Player(segment, name=name, speed=SPEED)
@@ -75,6 +76,7 @@ def test_replay_sends_the_samples_and_markers_on_the_scaled_clock(segment):
     assert inlet.counters.gaps == 0 and not player.is_alive()
 
 
+@pytest.mark.slow
 def test_loop_continues_the_clock_without_a_gap(segment):
     name = f"loop-{uuid.uuid4().hex[:8]}"
     short = load_recording(bundled_recording("s01"), tmin=6.0, tmax=6.5)
@@ -233,6 +235,7 @@ def _replay(recording, name: str) -> tuple[np.ndarray, list[tuple[float, str]]]:
     return np.concatenate(chunks), got
 
 
+@pytest.mark.slow
 def test_a_recording_made_here_replays_its_eeg_and_markers(tmp_path, segment):
     """Player + pipeline-style outlets recorded by the Recorder, loaded back, replayed."""
     name = f"xdf-{uuid.uuid4().hex[:8]}"

@@ -27,6 +27,8 @@ from neurorvq_stream.streamer._lsl import ChannelInfo, write_channels
 from neurorvq_stream.streamer._player import Player, Recording
 from neurorvq_stream.streamer._recorder import Recorder, StreamQuery
 
+pytestmark = pytest.mark.slow  # live streams in real time
+
 REPO = Path(__file__).resolve().parents[2]
 RATE, N_CH = 250.0, 8
 #: LabRecorder writes every 0.5 s; what was sent this long before a crash must be on disk.

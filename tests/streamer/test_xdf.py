@@ -16,7 +16,7 @@ from neurorvq_stream.streamer._recorder import StreamQuery
 from neurorvq_stream.streamer._xdf import complete_length, load_xdf
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("streamer/test_xdf.py")
+pytestmark = [pytest.mark.xdist_group("streamer/test_xdf.py"), pytest.mark.slow]
 
 RATE = 250.0
 

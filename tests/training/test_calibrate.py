@@ -28,7 +28,7 @@ from neurorvq_stream.training.calibrate import (
 )
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("training/test_calibrate.py")
+pytestmark = [pytest.mark.xdist_group("training/test_calibrate.py"), pytest.mark.slow]
 
 CLASSES = ("checker-left", "checker-right")
 SECONDS = 60.0  # of sub-s01: 10 checkerboards per side

@@ -16,7 +16,7 @@ from neurorvq_stream.training._scoring import (
 from neurorvq_stream.training.evaluate import TASKS
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("training/test_evaluate.py")
+pytestmark = [pytest.mark.xdist_group("training/test_evaluate.py"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

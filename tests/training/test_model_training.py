@@ -24,7 +24,7 @@ from neurorvq_stream.training._tokenizer_training import (
 )
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("training/test_model_training.py")
+pytestmark = [pytest.mark.xdist_group("training/test_model_training.py"), pytest.mark.slow]
 
 TINY = NeuroRVQConfig(depth_encoder=1, depth_decoder=1, n_code=64, code_dim=8, layer_scale=False)
 CHANNELS = ("cz", "pz", "oz", "o1", "o2", "po7", "po8", "fz")

@@ -165,6 +165,7 @@ def test_default_work_dir_is_per_user_and_configurable(monkeypatch, tmp_path):
     assert default_work_dir() == tmp_path / "mine"
 
 
+@pytest.mark.slow
 def test_full_finetune_resumes_exactly(s01, tmp_path):
     channels = ("o1", "oz", "o2", "po7", "po8")
     x, y, _ = marker_epochs(s01, CHECKER_CLASSES)
@@ -191,6 +192,7 @@ def test_full_finetune_resumes_exactly(s01, tmp_path):
     assert all(p.requires_grad for p in resumed.parameters())
 
 
+@pytest.mark.slow
 def test_train_defaults_refuses_a_planted_state_file_in_one_message(tmp_path):
     planted = tmp_path / "work" / "quick" / "tokenizer" / STATE_FILE
     planted.parent.mkdir(parents=True)

@@ -16,7 +16,7 @@ from neurorvq_stream.training.transfer import (
 )
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = pytest.mark.xdist_group("training/test_transfer.py")
+pytestmark = [pytest.mark.xdist_group("training/test_transfer.py"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
