@@ -17,7 +17,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from neurorvq_stream.decoders import TrialScorer
+from neurorvq_stream.decoders import (
+    TrialScorer,
+    accuracy_at_coverage,
+    calibration_report,
+    reliability_bins,
+)
 from neurorvq_stream.engines import MODEL_RATE
 from neurorvq_stream.engines._format import PATCH_SAMPLES
 from neurorvq_stream.streamer import read_decision
@@ -362,6 +367,50 @@ def confusion(session: Session) -> tuple[Figure, str]:
         ax=fig.add_subplot(), colorbar=False, cmap="Blues")
     return fig, (f"{len(scorer.decided)} decided trials of {len(scorer.trials)} (rows: the "
                  "trial's class, columns: decided).")
+
+
+def reliability(session: Session) -> tuple[Figure, str]:
+    """Reliability diagram of the trials' probabilities, and accuracy against coverage.
+
+    Made from the decisions, each scored against the trial its marker opened: does a
+    probability of 0.8 come true 80 % of the time, and how accurate would a closed loop be
+    that acts only above each confidence threshold (the share it acts on: coverage).
+    """
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    scored = score_decisions(session)
+    p, y = scored[0].probabilities() if scored is not None else (np.empty((0, 0)), [])
+    if len(y) < 2:
+        message = "Fewer than two classified trials of the classifier's classes were recorded."
+        return _empty(fig, message), message
+    report = calibration_report(p, y)
+    bins = reliability_bins(p, y)
+    ax_rel, ax_cov = fig.subplots(1, 2)
+    full = bins.count > 0
+    centres = (bins.edges[:-1] + bins.edges[1:]) / 2
+    ax_rel.bar(centres[full], bins.accuracy[full], width=0.09, color="tab:blue", alpha=0.7,
+               label="accuracy in the bin")
+    ax_rel.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
+    ax_rel.plot(bins.confidence[full], bins.accuracy[full], "o", color="k", ms=4,
+                label="mean confidence")
+    for x, n, a in zip(centres[full], bins.count[full], bins.accuracy[full], strict=True):
+        ax_rel.text(x, min(a + 0.03, 0.97), str(n), ha="center", fontsize=7)
+    ax_rel.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence (top probability)",
+               ylabel="accuracy", title="reliability (trials per bin)")
+    ax_rel.legend(loc="upper left", fontsize=8)
+    thresholds = np.linspace(1 / p.shape[1], 0.99, 40)
+    rows = accuracy_at_coverage(p, y, thresholds)
+    ax_cov.plot([r.coverage for r in rows], [r.balanced_accuracy for r in rows], "-",
+                color="tab:green")
+    ax_cov.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="coverage (share of trials decided)",
+               ylabel="balanced accuracy of the decided",
+               title="accuracy against coverage (confidence thresholds)")
+    threshold = session.meta.get("min_confidence")
+    caption = (f"{report.n} classified trials: balanced accuracy {report.balanced_accuracy:.3f}"
+               f", mean confidence {report.mean_confidence:.3f} against accuracy "
+               f"{report.accuracy:.3f}, ECE {report.ece:.3f} (10 bins), NLL {report.nll:.2f}. "
+               f"Right: each point is a confidence threshold"
+               + (f"; the run decided above {float(threshold):g}" if threshold else "") + ".")
+    return fig, caption
 
 
 def token_usage(tokens: Stream) -> tuple[np.ndarray, np.ndarray, int]:

@@ -13,7 +13,8 @@ from ._session import Session, load_session
 FIGURES: dict[str, tuple[str, ...]] = {
     "Stream health": ("Stream health over time",),
     "Latency": ("Latency per stage", "End-to-end latency over time"),
-    "Predictions": ("Predictions against the markers", "Confusion matrix"),
+    "Predictions": ("Predictions against the markers", "Confusion matrix",
+                    "Reliability of the probabilities"),
     "Tokens": ("Codebook usage per branch and level",),
     "Reconstruction": ("Input vs reconstruction",),
 }
@@ -87,6 +88,7 @@ def figure_makers(budgets: figures.Budgets) -> dict[str, Callable[[Session], tup
         "End-to-end latency over time": lambda s: figures.end_to_end_over_time(s, budgets),
         "Predictions against the markers": figures.predictions_over_time,
         "Confusion matrix": figures.confusion,
+        "Reliability of the probabilities": figures.reliability,
         "Codebook usage per branch and level": figures.codebook_usage,
         "Input vs reconstruction": _reconstruction_as_recorded,
     }
