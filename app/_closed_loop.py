@@ -59,7 +59,9 @@ class ClosedLoopReport:
     offline_probabilities: np.ndarray
     offline_marker_times: np.ndarray
     windows_dropped: int
+    windows_rejected: int
     deadline_misses: int
+    warnings: tuple[str, ...]
 
     def summary(self) -> str:
         diff = 100 * (self.live_accuracy - self.offline_accuracy)
@@ -67,8 +69,9 @@ class ClosedLoopReport:
             f"Closed loop on held-out sub-{HELD_OUT}: {len(self.live)} trials scored live "
             f"(coverage {self.coverage:.2f}), balanced accuracy {self.live_accuracy:.3f}; "
             f"offline, same model and epochs: {self.offline_accuracy:.3f} ({diff:+.1f} "
-            f"points). Windows dropped {self.windows_dropped}, deadline misses "
-            f"{self.deadline_misses}."
+            f"points). Windows dropped {self.windows_dropped}, rejected "
+            f"{self.windows_rejected}, deadline misses {self.deadline_misses}."
+            + "".join(f" Warning: {w}." for w in self.warnings)
         )
 
 
@@ -165,7 +168,8 @@ def run_checker_closed_loop(
         live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
         offline_accuracy=offline_accuracy, offline_probabilities=probabilities,
         offline_marker_times=onsets, windows_dropped=status.windows_dropped,
-        deadline_misses=status.deadline_misses,
+        windows_rejected=status.windows_rejected, deadline_misses=status.deadline_misses,
+        warnings=status.stream_warnings,
     )
 
 
