@@ -23,6 +23,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LSLAPICFG", str(REPO / "streamer" / "lsl_api_loopback.cfg"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The suite runs in parallel worker processes: one compute thread each, waiting passively.
+# With torch's and BLAS's default of a thread per core in every worker, 4 workers on 2
+# cores spun against each other (a 9 s decoder fit took 135 s).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SCRATCH_ENV = "NEURORVQ_TEST_SCRATCH"
 
 
@@ -46,6 +52,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _SCRATCH = pytest.StashKey[Path]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: xdist hands out tests in this order, so the long replays start while
+    the quick tests fill the gaps beside them, instead of starting last and running alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
