@@ -50,7 +50,7 @@ from ._persistence import (
     save_sklearn_decoder,
 )
 from ._protocol import Decoder, DecoderError
-from ._spec import LEGACY_PREPROCESSING, SpecError, WindowSpec
+from ._spec import SpecError, WindowSpec
 from ._trials import REJECTED, UNDECIDED, ScoredTrial, TrialScorer, decide
 from ._typicality import TypicalityGate
 
@@ -59,7 +59,6 @@ __all__ = [
     "CLASSICAL_KINDS",
     "HEAD_KINDS",
     "KINDS",
-    "LEGACY_PREPROCESSING",
     "REJECTED",
     "UNDECIDED",
     "WARMUP_WINDOWS",

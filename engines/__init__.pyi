@@ -20,6 +20,7 @@ from ._checkpoint import (
 from ._config import NeuroRVQConfig
 from ._format import ELECTRODES, MODEL_RATE, PATCH_SAMPLES, electrode_indices
 from ._foundation import NeuroRVQFoundationModel
+from ._spec import Preprocessing
 from ._tokenizer import NeuroRVQTokenizer, ResidualQuantizer, window_standardize
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "NeuroRVQFoundationModel",
     "NeuroRVQTokenizer",
     "PreparedWindow",
+    "Preprocessing",
     "ResidualQuantizer",
     "Tokenizer",
     "build_foundation_model",
