@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from neurorvq_stream.engines._schema import Names, Schema, SchemaError, Whole
+from neurorvq_stream.engines._checkpoint import CheckpointSidecar
+from neurorvq_stream.engines._schema import Names, SchemaError, Whole
 
 from ._calibrated import CalibratedModel
 from ._decoders import HeadDecoder, SklearnDecoder
@@ -58,24 +59,22 @@ ALLOWED_TYPES = (
 )
 
 
-class Sidecar(Schema):
+class Sidecar(CheckpointSidecar):
     """A decoder file's sidecar, checked as a whole; every key may be absent in a head's.
 
-    ``config`` is a head's network (engines reads it); ``typicality`` its typicality gate.
+    A head's sidecar is its engines checkpoint's with the decoder keys added;
+    ``typicality`` is its typicality gate.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     format: str | None = None
     format_version: Annotated[Whole, Field(ge=1)] = FORMAT_VERSION
     kind: str | None = None
-    classes: Names = ()
     class_markers: dict[str, Names] = Field(default_factory=dict)
-    channels: Names = ()
-    sampling_rate: float = 200.0
     window_spec: WindowSpec | None = None
     scores: dict[str, Any] = Field(default_factory=dict)
     calibration: dict[str, Any] = Field(default_factory=dict)
-    provenance: dict[str, Any] = Field(default_factory=dict)
-    config: dict[str, Any] | None = None
     typicality: dict[str, Any] | None = None
 
     @property
