@@ -11,8 +11,9 @@ Two formats, one JSON sidecar ``<file>.json`` describing either:
 
 The sidecar (:class:`Sidecar`) holds ``kind``, ``classes``, ``class_markers``,
 ``window_spec``, ``scores``, ``calibration`` and ``provenance``, and a head's engines keys.
-Sidecars written before decoders existed (the shipped checker head) still load: their spec
-is derived from ``provenance.window``; so do the flat window specs 0.2.0 wrote.
+Sidecars written before decoders existed (the shipped checker head's, until re-saved) still
+load: their spec is derived from ``provenance.window``; so do the flat window specs 0.2.0
+wrote.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ class WindowSpec(Schema):
 
     @classmethod
     def from_legacy_sidecar(cls, sidecar: dict[str, Any]) -> WindowSpec:
-        """The spec of a classifier saved before specs existed (shipped checker head).
+        """The spec of a classifier saved before specs existed (the shipped checker head until
+        its sidecar was re-saved).
 
         Its window is ``provenance.window`` (mode, marker_offset, marker_length), its
         labels are its class names, its preprocessing the defaults of that time.
