@@ -61,13 +61,11 @@ class WindowSpec(Schema):
     @classmethod
     def _flat_preprocessing(cls, data: Any) -> Any:
         """Specs written by 0.2.0 hold the preprocessing keys beside the window's."""
-        if not isinstance(data, dict):
+        keys = set(Preprocessing.model_fields).intersection(data if isinstance(data, dict) else ())
+        if not keys:
             return data
-        flat = {k: data[k] for k in Preprocessing.model_fields if k in data}
-        if not flat:
-            return data
-        rest = {k: v for k, v in data.items() if k not in flat}
-        return {**rest, "preprocessing": flat}
+        rest = {k: v for k, v in data.items() if k not in keys}
+        return {**rest, "preprocessing": {k: data[k] for k in keys}}
 
     @property
     def n_samples(self) -> int:
