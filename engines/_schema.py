@@ -48,6 +48,8 @@ class Problem:
 class SchemaError(ValueError):
     """Everything wrong with one document; ``str()`` is ready to print, one line each."""
 
+    document = "document"  # what the heading of several problems calls it
+
     def __init__(self, problems: Sequence[Problem], source: str | None = None,
                  errors: Sequence[Any] = ()) -> None:
         self.problems = tuple(problems)
@@ -61,8 +63,6 @@ class SchemaError(ValueError):
                 f"  {line}" for line in lines
             ]
         super().__init__("\n".join(lines))
-
-    document = "document"
 
 
 @dataclass(frozen=True)
