@@ -25,13 +25,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from neurorvq_stream.decoders import (
-    Decoder,
-    ScoredTrial,
-    TrialScorer,
-    default_decoder,
-    load_decoder,
-)
+from neurorvq_stream.decoders import Decoder, TrialScorer, default_decoder, load_decoder
+from neurorvq_stream.decoders._trials import ScoredTrial
 from neurorvq_stream.streamer import (
     Pipeline,
     Player,
@@ -123,9 +118,7 @@ def run_checker_closed_loop(
     config = RunConfig.from_dict({
         "stream": {"name": name},
         "markers": {"name": f"{name}-Markers"},
-        "preprocessing": {"line_freq": spec.line_freq, "notch": spec.notch,
-                          "l_freq": spec.l_freq, "h_freq": spec.h_freq,
-                          "reference": spec.reference, "clip_uv": spec.clip_uv},
+        "preprocessing": spec.preprocessing,
         "mapping": {"montage": "biosemi128"},
         "models": {"tokenizer": str(tokenizer) if tokenizer else "none",
                    "classifier": str(classifier), "watch_classifier": False},

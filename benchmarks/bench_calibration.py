@@ -32,14 +32,14 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
-from neurorvq_stream.decoders import (
-    KINDS,
+from neurorvq_stream.decoders import KINDS, calibration_report
+from neurorvq_stream.decoders._calibrated import (
     TemperatureScaling,
-    calibration_report,
+    _log_t_at_confidence,
+    _logits,
     decision_scores,
-    negative_log_likelihood,
 )
-from neurorvq_stream.decoders._calibrated import _log_t_at_confidence, _logits
+from neurorvq_stream.decoders._metrics import negative_log_likelihood
 from neurorvq_stream.training._decoder_set import N_FOLDS, _folds
 from neurorvq_stream.training.transfer import TRANSFER_KINDS, Direction, directions
 

@@ -9,9 +9,11 @@ Two formats, one JSON sidecar ``<file>.json`` describing either:
   numpy, scipy) we trust exactly the types our decoders are made of (``ALLOWED_TYPES``),
   and refuse a file holding anything else.
 
-The sidecar holds ``kind``, ``classes``, ``class_markers``, ``window_spec``, ``scores``,
-``calibration`` and ``provenance``. Sidecars written before decoders existed (the shipped
-checker head) still load: their spec is derived from ``provenance.window``.
+The sidecar (:class:`Sidecar`) holds ``kind``, ``classes``, ``class_markers``,
+``window_spec``, ``scores``, ``calibration`` and ``provenance``, and a head's engines keys.
+Sidecars written before decoders existed (the shipped checker head's, until re-saved) still
+load: their spec is derived from ``provenance.window``; so do the flat window specs 0.2.0
+wrote.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field
+
+from neurorvq_stream.engines._checkpoint import CheckpointSidecar
+from neurorvq_stream.engines._schema import Names, SchemaError, Whole
 
 from ._calibrated import CalibratedModel
 from ._decoders import HeadDecoder, SklearnDecoder
@@ -51,6 +58,36 @@ ALLOWED_TYPES = (
     "pyriemann.spatialfilters.Xdawn",
     "pyriemann.tangentspace.TangentSpace",
 )
+
+
+class Sidecar(CheckpointSidecar):
+    """A decoder file's sidecar, checked as a whole; every key may be absent in a head's.
+
+    A head's sidecar is its engines checkpoint's with the decoder keys added;
+    ``typicality`` is its typicality gate.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str | None = None
+    format_version: Annotated[Whole, Field(ge=1)] = FORMAT_VERSION
+    kind: str | None = None
+    class_markers: dict[str, Names] = Field(default_factory=dict)
+    window_spec: WindowSpec | None = None
+    scores: dict[str, Any] = Field(default_factory=dict)
+    calibration: dict[str, Any] = Field(default_factory=dict)
+    typicality: dict[str, Any] | None = None
+
+    @property
+    def records_window(self) -> bool:
+        """Whether the file says which windows it takes (else a run's windows are used)."""
+        return self.window_spec is not None or "window" in self.provenance
+
+    def spec(self) -> WindowSpec:
+        """The window spec, or the one an older sidecar's ``provenance.window`` implies."""
+        if self.window_spec is not None:
+            return self.window_spec
+        return WindowSpec.from_legacy_sidecar(self.model_dump())
 
 
 def sidecar_path(path: Path) -> Path:
@@ -132,46 +169,39 @@ def _write_head_sidecar(side: Path, meta: dict[str, Any], gate: TypicalityGate |
     _replace_atomically(side, lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
 
 
-def _read_sidecar(path: Path, required: bool) -> dict[str, Any]:
+def _read_sidecar(path: Path, required: bool) -> Sidecar:
     side = sidecar_path(path)
     if not side.is_file():
         if required:
             raise DecoderError(f"Decoder {str(path)!r} has no sidecar {side.name!r}; it holds "
                                "the window spec and classes. Copy it along with the file, or "
                                "re-run `neurorvq-stream calibrate`.")
-        return {}
+        return Sidecar()
     try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
+        return Sidecar.from_dict(json.loads(side.read_text(encoding="utf-8")))
+    except SchemaError as err:
+        raise DecoderError(f"The sidecar {str(side)!r} is damaged: "
+                           f"{'; '.join(p.format(None) for p in err.problems)}; restore it "
+                           "from where the decoder came from or re-calibrate.") from None
     except ValueError as err:
         raise DecoderError(f"The sidecar {str(side)!r} is not valid JSON ({err}); restore it "
                            "from where the decoder came from or re-calibrate.") from None
-    if not isinstance(meta, dict):
-        raise DecoderError(f"The sidecar {str(side)!r} holds a {type(meta).__name__}, not a "
-                           "JSON object; restore it or re-calibrate.")
-    return meta
 
 
-def _spec_of(path: Path, meta: dict[str, Any]) -> WindowSpec:
+def _spec_of(path: Path, meta: Sidecar) -> WindowSpec:
     try:
-        if "window_spec" in meta:
-            return WindowSpec.from_dict(meta["window_spec"])
-        return WindowSpec.from_legacy_sidecar(meta)
-    except (SpecError, TypeError, ValueError) as err:
+        return meta.spec()
+    except SpecError as err:
         raise DecoderError(f"Decoder {str(path)!r}: {err}") from None
 
 
-def _class_markers(meta: dict[str, Any]) -> dict[str, tuple[str, ...]]:
-    groups = meta.get("class_markers") or {}
-    return {str(c): tuple(str(m) for m in ms) for c, ms in groups.items()}
-
-
-def _load_skops(path: Path, meta: dict[str, Any]) -> SklearnDecoder:
+def _load_skops(path: Path, meta: Sidecar) -> SklearnDecoder:
     import skops.io as sio
 
-    kind = meta.get("kind")
-    if meta.get("format") != FORMAT or kind not in KINDS or kind in HEAD_KINDS:
+    kind = meta.kind
+    if meta.format != FORMAT or kind not in KINDS or kind in HEAD_KINDS:
         raise DecoderError(f"The sidecar of {str(path)!r} does not describe a scikit-learn "
-                           f"decoder (format {meta.get('format')!r}, kind {kind!r}); was it "
+                           f"decoder (format {meta.format!r}, kind {kind!r}); was it "
                            "written by `neurorvq-stream calibrate`?")
     try:
         found = sio.get_untrusted_types(file=path)
@@ -189,18 +219,17 @@ def _load_skops(path: Path, meta: dict[str, Any]) -> SklearnDecoder:
     except Exception as err:  # skops raises many types for a damaged archive
         raise DecoderError(f"Decoder {str(path)!r} is damaged ({type(err).__name__}: {err}); "
                            "re-calibrate or restore the file.") from None
-    classes = tuple(str(c) for c in meta.get("classes") or ())
+    classes = meta.classes
     if not isinstance(model, CalibratedModel) or len(model.classes_) != len(classes):
         raise DecoderError(f"Decoder {str(path)!r} does not match its sidecar (a "
                            f"{type(model).__name__} for classes {list(classes)}); the two "
                            "files come from different calibrations.")
     return SklearnDecoder(kind=kind, class_names=classes, spec=_spec_of(path, meta),
-                          model=model, scores=meta.get("scores") or {},
-                          class_markers=_class_markers(meta),
-                          provenance=meta.get("provenance") or {})
+                          model=model, scores=meta.scores, class_markers=meta.class_markers,
+                          provenance=meta.provenance)
 
 
-def _load_head(path: Path, meta: dict[str, Any], backend: str,
+def _load_head(path: Path, meta: Sidecar, backend: str,
                run_spec: WindowSpec | None) -> HeadDecoder:
     from neurorvq_stream.engines import CheckpointError
     from neurorvq_stream.engines.backends import create_engine
@@ -209,18 +238,17 @@ def _load_head(path: Path, meta: dict[str, Any], backend: str,
         engine = create_engine(tokenizer=None, classifier=path, backend=backend)
     except CheckpointError as err:
         raise DecoderError(str(err)) from None
-    records_window = "window_spec" in meta or "window" in (meta.get("provenance") or {})
-    spec = run_spec if run_spec is not None and not records_window else _spec_of(path, meta)
+    spec = run_spec if run_spec is not None and not meta.records_window else _spec_of(path, meta)
     try:
-        gate = TypicalityGate.from_dict(meta["typicality"]) if "typicality" in meta else None
+        gate = None if meta.typicality is None else TypicalityGate.from_dict(meta.typicality)
     except (KeyError, TypeError, ValueError) as err:
         raise DecoderError(f"The sidecar of {str(path)!r} has a damaged 'typicality' entry "
                            f"({err}); re-calibrate or restore it.") from None
-    return HeadDecoder(kind=str(meta.get("kind", "neurorvq-head")),
+    return HeadDecoder(kind=meta.kind or "neurorvq-head",
                        class_names=tuple(engine.class_names), spec=spec,
-                       path=path, backend=backend, scores=meta.get("scores") or {},
-                       class_markers=_class_markers(meta),
-                       provenance=meta.get("provenance") or {}, gate=gate, engine=engine)
+                       path=path, backend=backend, scores=meta.scores,
+                       class_markers=meta.class_markers, provenance=meta.provenance,
+                       gate=gate, engine=engine)
 
 
 def load_decoder(path: str | Path, backend: str = "auto",

@@ -2,6 +2,7 @@ from ._api import Classifier, Tokenizer, load_classifier, load_tokenizer
 from ._checkpoint import CheckpointError, shipped_model
 from ._config import NeuroRVQConfig
 from ._format import ELECTRODES, MODEL_RATE
+from ._spec import Preprocessing
 
 __all__ = [
     "ELECTRODES",
@@ -9,6 +10,7 @@ __all__ = [
     "CheckpointError",
     "Classifier",
     "NeuroRVQConfig",
+    "Preprocessing",
     "Tokenizer",
     "load_classifier",
     "load_tokenizer",

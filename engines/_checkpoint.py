@@ -14,12 +14,15 @@ import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from pydantic import ConfigDict, Field
 from torch import nn
 
 from ._config import NeuroRVQConfig
 from ._foundation import NeuroRVQFoundationModel
+from ._schema import Names, Schema, SchemaError
 from ._tokenizer import NeuroRVQTokenizer
 
 _PRETRAINING_KEYS = ("mask_token", "norm_pre.", "head_pre_")
@@ -346,8 +349,25 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+class CheckpointSidecar(Schema):
+    """What a checkpoint's sidecar tells the engines; ``config`` is the network's settings.
+
+    The layers above keep their own keys in the same file (a decoder's window spec), which
+    the engines leave to them: their model (``decoders.Sidecar``) refuses unknown keys.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    channels: Names = ()
+    classes: Names = ()
+    sampling_rate: float = 200.0
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] | None = None
+
+
 def read_sidecar(path: str | Path) -> dict:
-    """Sidecar metadata of ``path``, or ``{}`` for files without one (official checkpoints)."""
+    """Sidecar metadata of ``path`` (its engines keys, checked), or ``{}`` for files
+    without one (official checkpoints)."""
     side = sidecar_path(path)
     if not side.is_file():
         return {}
@@ -365,7 +385,14 @@ def read_sidecar(path: str | Path) -> dict:
             f"The sidecar {str(side)!r} of checkpoint {str(path)!r} holds a "
             f"{type(meta).__name__}, not a JSON object; {restore}."
         )
-    return meta
+    try:
+        return CheckpointSidecar.from_dict(meta).to_dict()
+    except SchemaError as err:
+        problems = "; ".join(p.format(None) for p in err.problems)
+        raise CheckpointError(
+            f"The sidecar {str(side)!r} of checkpoint {str(path)!r} is damaged: {problems}; "
+            f"{restore}."
+        ) from None
 
 
 def save_checkpoint(

@@ -25,7 +25,8 @@ import threading
 import time
 from collections import Counter
 
-from neurorvq_stream.decoders import REJECTED, UNDECIDED, TrialScorer, decide
+from neurorvq_stream.decoders import REJECTED, UNDECIDED, TrialScorer
+from neurorvq_stream.decoders._trials import decide
 from neurorvq_stream.engines._format import PATCH_SAMPLES
 
 from ._config import BudgetConfig

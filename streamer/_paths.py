@@ -14,7 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._config import PreprocessingConfig, WindowConfig
+from neurorvq_stream.engines import Preprocessing
+
+from ._config import WindowConfig
 from ._models import BoundDecoder
 from ._preprocessing import Preprocessor
 from ._windows import MarkerLockedWindows, SlidingWindows
@@ -32,7 +34,7 @@ class WindowPath:
     (a classifier's own path may be filtered differently and overlap them).
     """
 
-    preprocessing: PreprocessingConfig
+    preprocessing: Preprocessing
     windows: WindowConfig
     labels: tuple[str, ...] | None
     tokenize: bool
@@ -46,14 +48,11 @@ class WindowPath:
         ``hop`` spaces sliding windows (a spec fixes the window, not how often to take one).
         """
         s = classifier.decoder.spec
-        preprocessing = PreprocessingConfig(
-            line_freq=s.line_freq, notch=s.notch, l_freq=s.l_freq, h_freq=s.h_freq,
-            reference=s.reference, clip_uv=s.clip_uv)
         windows = WindowConfig(
             n_patches=s.n_patches, hop=min(hop, float(s.n_patches)), mode=s.mode,
             marker_offset=s.marker_offset,
             marker_length=s.n_patches if s.mode == "markers" else None)
-        return cls(preprocessing, windows, tuple(s.labels) or None, tokenize=False,
+        return cls(s.preprocessing, windows, tuple(s.labels) or None, tokenize=False,
                    classifier=classifier, display=False)
 
     def window_spec(self, channels: tuple[str, ...]) -> WindowSpec:
@@ -61,11 +60,10 @@ class WindowPath:
         that records no window of its own)."""
         from neurorvq_stream.decoders import WindowSpec
 
-        w, p = self.windows, self.preprocessing
+        w = self.windows
         return WindowSpec(mode=w.mode, n_patches=self.n_patches, marker_offset=w.marker_offset,
                           labels=tuple(self.labels or ()), channels=channels,
-                          l_freq=p.l_freq, h_freq=p.h_freq, line_freq=p.line_freq,
-                          notch=p.notch, reference=p.reference, clip_uv=p.clip_uv)
+                          preprocessing=self.preprocessing)
 
     def merged(self, other: WindowPath) -> WindowPath:
         """One path feeding both paths' models (they must cut the same windows)."""
@@ -90,12 +88,7 @@ class WindowPath:
 
     def preprocessor(self, source_rate: float, n_channels: int,
                      unit_scale: float) -> Preprocessor:
-        p = self.preprocessing
-        return Preprocessor(
-            source_rate, n_channels, line_freq=p.line_freq if p.notch else None,
-            band=(p.l_freq, p.h_freq), clip_uv=p.clip_uv, unit_scale=unit_scale,
-            reference=p.reference,
-        )
+        return Preprocessor.of(self.preprocessing, source_rate, n_channels, unit_scale)
 
     def scheduler(self, speed: float = 1.0) -> SlidingWindows | MarkerLockedWindows:
         """The window scheduler; ``speed`` is a replay's (its timestamps run that much

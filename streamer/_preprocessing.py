@@ -37,13 +37,16 @@ import re
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import soxr
 from scipy import signal
 
 from neurorvq_stream.engines import MODEL_RATE
+
+if TYPE_CHECKING:
+    from neurorvq_stream.engines import Preprocessing
 
 from ._checks import samples_and_times
 from ._quality import ChannelFlag
@@ -288,6 +291,14 @@ class Preprocessor:
             else None
         )
         self.reset()
+
+    @classmethod
+    def of(cls, spec: Preprocessing, source_rate: float, n_channels: int,
+           unit_scale: float) -> Preprocessor:
+        """The preprocessor ``spec`` describes (a run's section or a decoder's window spec)."""
+        return cls(source_rate, n_channels, line_freq=spec.line_freq if spec.notch else None,
+                   band=(spec.l_freq, spec.h_freq), clip_uv=spec.clip_uv,
+                   unit_scale=unit_scale, reference=spec.reference)
 
     @property
     def resampler_latency_s(self) -> float:

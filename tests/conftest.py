@@ -139,5 +139,6 @@ def checker_epochs(s01):
     classes = ("checker-left", "checker-right")
     x, y, _ = marker_epochs(s01, classes, offset=0.0, n_patches=1)
     cols = [s01.channels.index(c) for c in SMALL_CHANNELS]
-    spec = WindowSpec("markers", 1, 0.0, classes, SMALL_CHANNELS)
+    spec = WindowSpec(mode="markers", n_patches=1, marker_offset=0.0, labels=classes,
+                      channels=SMALL_CHANNELS)
     return LabelledEpochs(x[:, cols], y, classes, spec, {c: (c,) for c in classes})

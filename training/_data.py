@@ -145,10 +145,7 @@ def preprocess_recording(
     if scale is None:
         raise ValueError(f"{name}: channel unit {unit!r} is not an EEG unit; set stream.unit "
                          "(--unit).")
-    p = config.preprocessing
-    pre = Preprocessor(recording.sfreq, len(picks), line_freq=p.line_freq if p.notch else None,
-                       band=(p.l_freq, p.h_freq), clip_uv=p.clip_uv, unit_scale=scale,
-                       reference=p.reference)
+    pre = Preprocessor.of(config.preprocessing, recording.sfreq, len(picks), scale)
     signal = recording.data[:, picks]
     data, times, flags = _preprocess_flagged(signal, recording.sfreq, pre)
     # The live unit check, on the whole file (one unit for all of it).

@@ -30,21 +30,18 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from neurorvq_stream.decoders import (
-    HEAD_KINDS,
-    KINDS,
+from neurorvq_stream.decoders import KINDS, WindowSpec, calibration_report
+from neurorvq_stream.decoders._calibrated import (
     CalibratedModel,
-    FoundationFeatures,
-    SklearnDecoder,
-    TypicalityGate,
-    WindowSpec,
-    annotate_head,
-    calibration_report,
     calibration_summary,
     decision_scores,
     fit_calibrator,
-    save_sklearn_decoder,
 )
+from neurorvq_stream.decoders._decoders import SklearnDecoder
+from neurorvq_stream.decoders._features import FoundationFeatures
+from neurorvq_stream.decoders._kinds import HEAD_KINDS
+from neurorvq_stream.decoders._persistence import annotate_head, save_sklearn_decoder
+from neurorvq_stream.decoders._typicality import TypicalityGate
 from neurorvq_stream.engines._api import prepare_window
 from neurorvq_stream.engines._checkpoint import build_foundation_model, save_checkpoint
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from neurorvq_stream.decoders import CLASSICAL_KINDS
+from neurorvq_stream.decoders._kinds import CLASSICAL_KINDS
 
 from ._decoder_set import LabelledEpochs, choose, fit_decoders
 

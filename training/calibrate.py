@@ -82,13 +82,11 @@ def epoch_length(config: RunConfig) -> int:
 def window_spec(config: RunConfig, channels: Sequence[str],
                 class_markers: Mapping[str, Sequence[str]]) -> WindowSpec:
     """The spec of marker-locked epochs cut under ``config`` from ``channels``."""
-    p = config.preprocessing
     return WindowSpec(
         mode="markers", n_patches=epoch_length(config),
         marker_offset=config.windows.marker_offset,
         labels=tuple(m for ms in class_markers.values() for m in ms),
-        channels=tuple(channels), l_freq=p.l_freq, h_freq=p.h_freq, line_freq=p.line_freq,
-        notch=p.notch, reference=p.reference, clip_uv=p.clip_uv,
+        channels=tuple(channels), preprocessing=config.preprocessing,
     )
 
 

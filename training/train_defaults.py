@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
-from neurorvq_stream.decoders import TypicalityGate, add_typicality_gate
+from neurorvq_stream.decoders._persistence import add_typicality_gate
+from neurorvq_stream.decoders._typicality import TypicalityGate
 from neurorvq_stream.engines import NeuroRVQConfig
 from neurorvq_stream.engines._checkpoint import (
     build_foundation_model,

@@ -29,12 +29,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from neurorvq_stream.decoders import (
-    CalibratedModel,
-    SessionAdapter,
-    balanced_accuracy,
-    calibration_report,
-)
+from neurorvq_stream.decoders import SessionAdapter, calibration_report
+from neurorvq_stream.decoders._calibrated import CalibratedModel
+from neurorvq_stream.decoders._metrics import balanced_accuracy
 
 from ._data import PreprocessedRecording
 from ._decoder_set import FittedDecoder, LabelledEpochs, choose, fit_decoders

@@ -16,7 +16,8 @@ from helpers import EVENTUALLY_S, wait_until
 
 from neurorvq_stream._closed_loop import run_checker_closed_loop
 from neurorvq_stream.cli import main
-from neurorvq_stream.decoders import WindowSpec, decoder_metadata, load_decoder
+from neurorvq_stream.decoders import WindowSpec, load_decoder
+from neurorvq_stream.decoders._persistence import decoder_metadata
 from neurorvq_stream.engines._checkpoint import sidecar_path
 from neurorvq_stream.streamer import Pipeline, Player, RunConfig, bundled_recording, load_recording
 
@@ -79,8 +80,8 @@ def test_a_run_swaps_between_decoder_kinds(calibrated, parity_classifier, tmp_pa
                    "a decision of the amplitude decoder")
         assert _described_kind(predictions) == "amplitude-lr"
         # A NeuroRVQ head (another kind, 4 classes, 1 s from each checker marker) takes over.
-        spec = WindowSpec("markers", 1, 0.0, ("checker-left", "checker-right"),
-                          pipe.channels[:10])
+        spec = WindowSpec(mode="markers", n_patches=1, marker_offset=0.0,
+                          labels=("checker-left", "checker-right"), channels=pipe.channels[:10])
         head = tmp_path / "head.pt"
         sidecar_path(head).write_text(json.dumps(decoder_metadata(
             "neurorvq-head", tuple(f"class{k}" for k in range(4)), spec, {}, {}, {}, {})))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neurorvq_stream._closed_loop import run_checker_closed_loop
-from neurorvq_stream.decoders import WARMUP_WINDOWS
+from neurorvq_stream.decoders._adaptation import WARMUP_WINDOWS
 
 pytestmark = pytest.mark.slow
 

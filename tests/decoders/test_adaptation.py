@@ -5,18 +5,11 @@ import pytest
 from pyriemann.geometry.distance import distance_riemann
 from pyriemann.geometry.mean import mean_riemann
 
-from neurorvq_stream.decoders import (
-    KINDS,
-    CalibratedModel,
-    DecoderError,
-    FoundationFeatures,
-    HeadDecoder,
-    SessionAdapter,
-    SklearnDecoder,
-    balanced_accuracy,
-    decision_scores,
-    fit_calibrator,
-)
+from neurorvq_stream.decoders import KINDS, DecoderError, SessionAdapter
+from neurorvq_stream.decoders._calibrated import CalibratedModel, decision_scores, fit_calibrator
+from neurorvq_stream.decoders._decoders import HeadDecoder, SklearnDecoder
+from neurorvq_stream.decoders._features import FoundationFeatures
+from neurorvq_stream.decoders._metrics import balanced_accuracy
 from neurorvq_stream.training._decoder_set import LabelledEpochs, fit_decoders
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.

@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from neurorvq_stream.decoders import (
-    KINDS,
-    TemperatureScaling,
-    TypicalityGate,
-    decision_scores,
-    load_decoder,
-)
+from neurorvq_stream.decoders import KINDS, load_decoder
+from neurorvq_stream.decoders._calibrated import TemperatureScaling, decision_scores
+from neurorvq_stream.decoders._typicality import TypicalityGate
 from neurorvq_stream.training import marker_epochs
 from neurorvq_stream.training._data import CHECKER_CLASSES
 from neurorvq_stream.training._decoder_set import LabelledEpochs, fit_decoders
@@ -112,11 +108,8 @@ def test_gate_tells_eeg_from_uncorrelated_channels(checker_epochs):
 def test_shipped_classifiers_say_nothing_on_noise_and_decode_held_out_epochs(which, s02):
     """Both shipped checker classifiers: prior on noise, confident on sub-s02's epochs; the
     default one as confident as it is right (its temperature is bounded, the head's not)."""
-    from neurorvq_stream.decoders import (
-        default_decoder,
-        expected_calibration_error,
-        mean_confidence,
-    )
+    from neurorvq_stream.decoders import default_decoder, expected_calibration_error
+    from neurorvq_stream.decoders._metrics import mean_confidence
     from neurorvq_stream.engines import shipped_model
 
     path = default_decoder() if which == "default classifier" else shipped_model("classifier")

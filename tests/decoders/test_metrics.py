@@ -8,12 +8,14 @@ from sklearn.metrics import balanced_accuracy_score
 
 from neurorvq_stream.decoders import (
     accuracy_at_coverage,
-    balanced_accuracy,
     calibration_report,
     expected_calibration_error,
+    reliability_bins,
+)
+from neurorvq_stream.decoders._metrics import (
+    balanced_accuracy,
     mean_confidence,
     negative_log_likelihood,
-    reliability_bins,
 )
 
 

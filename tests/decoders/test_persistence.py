@@ -11,14 +11,8 @@ from pyriemann.classification import MDM
 from pyriemann.estimation import Covariances
 from sklearn.pipeline import make_pipeline
 
-from neurorvq_stream.decoders import (
-    ALLOWED_TYPES,
-    KINDS,
-    Decoder,
-    DecoderError,
-    WindowSpec,
-    load_decoder,
-)
+from neurorvq_stream.decoders import KINDS, Decoder, DecoderError, WindowSpec, load_decoder
+from neurorvq_stream.decoders._persistence import ALLOWED_TYPES
 from neurorvq_stream.training._decoder_set import (
     LabelledEpochs,
     file_suffix,
@@ -156,3 +150,19 @@ def test_sidecar_of_another_decoder_is_caught(saved, tmp_path):
     path.with_name("mixed.skops.json").write_text(json.dumps(meta))
     with pytest.raises(DecoderError, match="does not match its sidecar"):
         load_decoder(path)
+
+
+def test_a_damaged_sidecar_names_every_wrong_key_at_once(saved, tmp_path):
+    path = tmp_path / "damaged.skops"
+    path.write_bytes(saved["amplitude-lr"].read_bytes())
+    meta = json.loads(saved["amplitude-lr"].with_name("amplitude-lr.skops.json").read_text())
+    meta["window_spec"]["channels"] = []
+    meta["window_spec"]["preprocessing"]["l_freq"] = "0.5"
+    meta["bogus"] = 1
+    path.with_name("damaged.skops.json").write_text(json.dumps(meta))
+    with pytest.raises(DecoderError) as caught:
+        load_decoder(path)
+    message = str(caught.value)
+    assert "window_spec.channels: is empty" in message
+    assert "window_spec.preprocessing.l_freq: expected a number (Hz" in message
+    assert "bogus: unknown key" in message and "\n" not in message

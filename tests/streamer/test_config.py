@@ -1,6 +1,5 @@
 """RunConfig: YAML/TOML loading, flag overrides, and one ConfigError naming file:line and key."""
 
-import dataclasses
 import uuid
 
 import pytest
@@ -306,11 +305,13 @@ def test_overrides_are_checked_like_the_file_and_say_so(tmp_path):
 
 
 def test_a_config_built_in_code_is_checked_too():
+    with pytest.raises(ConfigError, match=r"^hop: expected a number \(seconds\)"):
+        WindowConfig(hop="0.5")
     with pytest.raises(ConfigError, match=r"^windows.hop: expected a number \(seconds\)"):
-        RunConfig(windows=WindowConfig(hop="0.5"))
+        RunConfig(windows={"hop": "0.5"})
     cfg = RunConfig(windows=WindowConfig(n_patches=2, hop=1))
     assert cfg.windows.hop == 1.0 and isinstance(cfg.windows.hop, float)
-    assert RunConfig.from_dict(dataclasses.asdict(cfg)) == cfg
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_the_cli_prints_the_config_error_without_a_traceback(tmp_path, capsys):

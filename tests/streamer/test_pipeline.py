@@ -18,7 +18,8 @@ import pytest
 import pyxdf
 from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 
-from neurorvq_stream.decoders import WindowSpec, decoder_metadata
+from neurorvq_stream.decoders import WindowSpec
+from neurorvq_stream.decoders._persistence import decoder_metadata
 from neurorvq_stream.engines._checkpoint import sidecar_path
 from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig, read_decision
 from neurorvq_stream.streamer._lsl import ChannelInfo, find_streams, read_channels, write_channels

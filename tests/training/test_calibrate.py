@@ -14,7 +14,8 @@ import pytest
 from helpers import EVENTUALLY_S
 
 from neurorvq_stream.cli import main
-from neurorvq_stream.decoders import CLASSICAL_KINDS, load_decoder
+from neurorvq_stream.decoders import load_decoder
+from neurorvq_stream.decoders._kinds import CLASSICAL_KINDS
 from neurorvq_stream.streamer import Player, RunConfig, bundled_recording, load_recording
 from neurorvq_stream.streamer._lsl import ChannelInfo, write_channels
 from neurorvq_stream.training._decoder_set import LabelledEpochs, choose, fit_decoders
@@ -97,7 +98,8 @@ def test_cli_calibrates_from_a_file_and_writes_decoder_sidecar_and_card(
     path = next(tmp_path.glob("mine.skops"))  # the chosen classical kind's format
     assert f"to {path}" in out and "highest cross-validated balanced accuracy" in out
     meta = json.loads(path.with_name("mine.skops.json").read_text())
-    assert meta["window_spec"]["l_freq"] == 0.1 and meta["window_spec"]["n_patches"] == 1
+    spec = meta["window_spec"]
+    assert spec["preprocessing"]["l_freq"] == 0.1 and spec["n_patches"] == 1
     assert meta["window_spec"]["labels"] == list(CLASSES)
     assert len(meta["scores"]["cv_folds"]) == 5
     assert 0.0 <= meta["scores"]["oof_ece"] <= 1.0
