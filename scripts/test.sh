@@ -16,5 +16,5 @@ if [ "${1:-}" = "--fast" ]; then
     select=(-m "not slow")
 fi
 .venv/bin/ruff check .
-.venv/bin/python -m pytest -q -n "${NEURORVQ_TEST_WORKERS:-4}" --dist loadgroup \
+.venv/bin/python -m pytest -q -n "${NEURORVQ_TEST_WORKERS:-6}" --dist loadgroup \
     "${select[@]}" "$@"
