@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(("adapt", "seconds"), [
     (False, 40.0),  # 10 checkerboard markers
     # Re-centred on the session: enough trials for the adapter to act after its warm-up.
-    (True, 130.0),
+    (True, 90.0),
 ])
 def test_live_predictions_match_offline_window_for_window(adapt, seconds):
     report = run_checker_closed_loop(speed=1.0, tmax=seconds, quiet=True, adapt=adapt)

@@ -28,8 +28,8 @@ from neurorvq_stream.training.calibrate import (
     record_epochs,
 )
 
-# Its module-scoped fixtures are built once: every test of the module on one xdist worker.
-pytestmark = [pytest.mark.xdist_group("training/test_calibrate.py"), pytest.mark.slow]
+# Its module fixture (a 60 s file) is quick to make: the tests spread over the workers.
+pytestmark = pytest.mark.slow
 
 CLASSES = ("checker-left", "checker-right")
 SECONDS = 60.0  # of sub-s01: 10 checkerboards per side
