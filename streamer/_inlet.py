@@ -191,14 +191,14 @@ class EEGInlet:
                 )
             return np.empty((0, self.n_channels), np.float32), np.empty(0), np.empty(0, int)
         ts = np.asarray(ts, dtype=np.float64)
-        breaks = self._detect_gaps(ts)
+        breaks, lost = self._detect_gaps(ts)
         if c.state == "stalled":
             logger.warning(
                 "Stream %r resumed after %.2f s.", self.description.name, now - self._last_data
             )
-        if len(breaks):
-            self._rate.restart()
-        self._rate.update(len(ts), now)
+        # The rate the source sends at: the samples a gap lost were sent too (a gap must not
+        # pass for a slow rate, nor stop the measurement of a stream that jitters into gaps).
+        self._rate.update(len(ts) + lost, now)
         c.measured_rate, c.rate_mismatch = self._rate.measured, self._rate.mismatch
         c.state = "streaming"
         self._last_data = now
@@ -206,8 +206,9 @@ class EEGInlet:
         c.last_timestamp = float(ts[-1])
         return np.asarray(data, dtype=np.float32), ts, breaks
 
-    def _detect_gaps(self, ts: np.ndarray) -> np.ndarray:
-        """Count the gaps before and inside ``ts``; indices of the samples after each."""
+    def _detect_gaps(self, ts: np.ndarray) -> tuple[np.ndarray, int]:
+        """Count the gaps before and inside ``ts``: indices of the samples after each, and
+        the samples lost in them."""
         c = self.counters
         breaks, lost = self._timeline.place(ts)
         for k, n in zip(breaks.tolist(), lost.tolist(), strict=True):
@@ -215,7 +216,7 @@ class EEGInlet:
             c.samples_lost += n
             logger.warning("Stream %r: gap of %d samples (%.1f ms) before t=%.3f.",
                            self.description.name, n, n / self._timeline.rate * 1e3, ts[k])
-        return breaks
+        return breaks, int(lost.sum())
 
 
 class SampleTimeline:

@@ -108,8 +108,9 @@ class RateMonitor:
     per second of this machine's clock shows the mismatch. The rate is the least-squares
     slope of the cumulative count against arrival time, so amplifiers that send large,
     irregular chunks do not look off-rate. ``expected`` is the rate the stream should
-    arrive at (its nominal rate, times the replay speed a player declares). Gaps and stalls
-    restart the measurement, so an outage is not mistaken for a slow rate.
+    arrive at (its nominal rate, times the replay speed a player declares). A stall restarts
+    the measurement, and the inlet counts a gap's lost samples as sent, so an outage is not
+    mistaken for a slow rate.
     """
 
     def __init__(
