@@ -153,7 +153,8 @@ class InferenceStage:
         self._flagged_windows.update(result.flagged_channels().keys())
         flags = result.flags if result.flags is not None else ()
         decided = result.decision in result.class_names
-        if result.class_names != self._trials.class_names:
+        if result.class_names and result.class_names != self._trials.class_names:
+            # A new classifier's classes (windows of the tokenizer's own path have none)
             self._trials = TrialScorer(result.class_names, {n: (n,) for n in result.class_names})
         self._trials.add(result.truth, result.marker_time, result.decision or "",
                          result.probabilities)

@@ -416,11 +416,13 @@ MARKED = ("stim-a", "stim-b")
 
 def _decoder_file(folder: Path, parity_classifier: Path, spec: WindowSpec,
                   name: str = "decoder.pt",
-                  classes: tuple[str, ...] = tuple(f"class{k}" for k in range(4))) -> Path:
+                  classes: tuple[str, ...] = tuple(f"class{k}" for k in range(4)),
+                  class_markers: dict | None = None) -> Path:
     """The parity head as a classifier file whose sidecar records ``spec`` and ``classes``."""
     path = folder / name
     meta = decoder_metadata("neurorvq-head", classes, spec,
-                            {"cv_mean": 0.8, "cv_std": 0.05, "chance": 0.25}, {}, {}, {})
+                            {"cv_mean": 0.8, "cv_std": 0.05, "chance": 0.25}, {},
+                            class_markers or {}, {})
     sidecar_path(path).write_text(json.dumps(meta))
     shutil.copy(parity_classifier, path)  # last: a watcher sees the complete pair
     return path
@@ -446,7 +448,9 @@ def marked():
 
 def test_a_marker_locked_classifier_gets_its_own_windows_beside_sliding_ones(
         marked, make_config, parity_classifier, tmp_path):
-    classifier = _decoder_file(tmp_path, parity_classifier, _erp_spec())
+    trials = {"class0": ("stim-a",), "class1": ("stim-b",)}  # the markers' classes
+    classifier = _decoder_file(tmp_path, parity_classifier, _erp_spec(),
+                               class_markers=trials)
     config = make_config(marked).override(**{
         "models.classifier": str(classifier), "markers.name": f"{marked}-Markers"})
     pipe = Pipeline(config).start()
@@ -468,6 +472,10 @@ def test_a_marker_locked_classifier_gets_its_own_windows_beside_sliding_ones(
         (t_marker,) = [t for t, m in r.markers if m == r.label]
         assert abs(r.t_last - (t_marker - 0.2 + 199 / 200)) < 1 / 200 + CLOCK_SYNC_S
         assert r.class_names == tuple(f"class{k}" for k in range(4))
+        assert r.truth == ("class0" if r.label == "stim-a" else "class1")
+    # Every decoded window answers a trial, and the sliding windows between them (no
+    # classifier) do not reset the run's score.
+    assert pipe.hub.status().inference.trials == len(decoded)
 
 
 def test_a_classifier_the_stream_cannot_feed_is_refused(marked, make_config, parity_classifier,
