@@ -9,22 +9,18 @@ applies it. Older classifier sidecars, which only recorded the window
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from neurorvq_stream.engines._schema import (
     Names,
     Problem,
-    Schema,
     SchemaError,
-    Whole,
     check,
-    one_of,
 )
-from neurorvq_stream.engines._spec import Preprocessing
-
-MODES = ("markers", "sliding")
+from neurorvq_stream.engines._spec import Preprocessing, Window
 
 
 class SpecError(SchemaError):
@@ -39,20 +35,17 @@ def _channels(value: tuple[str, ...]) -> str | None:
     return "repeat a name" if len(set(value)) != len(value) else None
 
 
-class WindowSpec(Schema):
-    """What the live path must give a decoder: the window and the preprocessing.
+class WindowSpec(Window):
+    """What the live path must give a decoder: its window, channels and preprocessing.
 
-    ``n_patches`` 1 s patches of 200 Hz samples per window; in ``markers`` mode a window
-    starts ``marker_offset`` s after each marker whose label is in ``labels`` (every
-    marker when ``labels`` is empty). ``channels`` are NeuroRVQ electrode names in the order
-    the decoder takes them. ``preprocessing`` is the run config's section of that name.
+    In ``markers`` mode a window is locked by each marker whose label is in ``labels``
+    (every marker when ``labels`` is empty). ``channels`` are NeuroRVQ electrode names in
+    the order the decoder takes them. ``preprocessing`` is the run config's section of
+    that name.
     """
 
     error = SpecError
 
-    mode: Annotated[str, one_of(MODES)]
-    n_patches: Annotated[Whole, Field(ge=1)]
-    marker_offset: float
     labels: Names
     channels: Annotated[Names, check(_channels)]
     preprocessing: Preprocessing = Preprocessing()
@@ -67,10 +60,12 @@ class WindowSpec(Schema):
         rest = {k: v for k, v in data.items() if k not in keys}
         return {**rest, "preprocessing": {k: data[k] for k in keys}}
 
-    @property
-    def n_samples(self) -> int:
-        """Samples per channel in one window (200 per patch)."""
-        return self.n_patches * 200
+    @classmethod
+    def of(cls, window: Window, labels: Sequence[str], channels: Sequence[str],
+           preprocessing: Preprocessing) -> WindowSpec:
+        """The spec of ``window`` (a run's windows, a path's) locked on ``labels``."""
+        return cls(**dict(window.cut), labels=tuple(labels), channels=tuple(channels),
+                   preprocessing=preprocessing)
 
     @classmethod
     def from_legacy_sidecar(cls, sidecar: dict[str, Any]) -> WindowSpec:
@@ -97,9 +92,6 @@ class WindowSpec(Schema):
 
     def describe(self) -> str:
         """One line a user can compare with their run settings."""
-        if self.mode == "markers":
-            window = (f"{self.n_patches} s from marker {self.marker_offset:+g} s "
-                      f"({', '.join(self.labels)})")
-        else:
-            window = f"sliding {self.n_patches} s"
-        return f"{window}; {len(self.channels)} channels; {self.preprocessing.describe()}"
+        labels = f" ({', '.join(self.labels)})" if self.mode == "markers" else ""
+        return (f"{super().describe()}{labels}; {len(self.channels)} channels; "
+                f"{self.preprocessing.describe()}")

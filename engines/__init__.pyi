@@ -2,7 +2,7 @@ from ._api import Classifier, Tokenizer, load_classifier, load_tokenizer
 from ._checkpoint import CheckpointError, shipped_model
 from ._config import NeuroRVQConfig
 from ._format import ELECTRODES, MODEL_RATE
-from ._spec import Preprocessing
+from ._spec import Preprocessing, Window
 
 __all__ = [
     "ELECTRODES",
@@ -12,6 +12,7 @@ __all__ = [
     "NeuroRVQConfig",
     "Preprocessing",
     "Tokenizer",
+    "Window",
     "load_classifier",
     "load_tokenizer",
     "shipped_model",

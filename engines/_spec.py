@@ -1,8 +1,9 @@
-"""How raw EEG is prepared before it becomes model input: one type, one set of defaults.
+"""What a model is shown: which samples a window holds and how they were filtered.
 
-A run's ``preprocessing`` section, a decoder's window spec and the training data all say
-the same thing with :class:`Preprocessing`, so what a decoder was calibrated on and what a
-run applies are compared and built in one way.
+One type each, one set of defaults: a run's ``windows`` and ``preprocessing`` sections, a
+decoder's window spec and the training data all say the same thing with :class:`Window`
+and :class:`Preprocessing`, so what a decoder was calibrated on and what a run applies are
+compared and built in one way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from ._schema import Schema, Unit, check, clashes, one_of
+from ._format import MODEL_RATE
+from ._schema import Schema, Unit, Whole, check, clashes, one_of
+
+MODES = ("markers", "sliding")
 
 
 def _high_pass(value: float) -> str | None:
@@ -47,3 +51,33 @@ class Preprocessing(Schema):
         notch = f", notch {self.line_freq:g} Hz" if self.notch else ""
         return (f"band {self.l_freq:g}-{self.h_freq:g} Hz{notch}; reference {self.reference}; "
                 f"clip {self.clip_uv:g} uV")
+
+
+class Window(Schema):
+    """Which samples one window holds: ``n_patches`` 1 s patches at 200 Hz.
+
+    ``sliding``: the newest samples, whenever a window is due; ``markers``: from
+    ``marker_offset`` seconds after a marker that locks windows. How often a sliding window
+    is taken (the run's ``windows.hop``) does not change what a window holds, so it is not
+    part of this.
+    """
+
+    mode: Annotated[str, one_of(MODES)] = "sliding"
+    n_patches: Annotated[Whole, Unit("1 s patches"), Field(ge=1, le=256)] = 4
+    marker_offset: Annotated[float, Unit("seconds"), Field(ge=-60, le=60)] = -0.2
+
+    @property
+    def cut(self) -> Window:
+        """Only the window (without what a subclass adds): compare cuts with ``==``."""
+        return Window(mode=self.mode, n_patches=self.n_patches, marker_offset=self.marker_offset)
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per channel in one window."""
+        return self.n_patches * round(MODEL_RATE)
+
+    def describe(self) -> str:
+        """The window in one phrase ("1 s from marker -0.2 s", "sliding 4 s")."""
+        if self.mode == "markers":
+            return f"{self.n_patches} s from marker {self.marker_offset:+g} s"
+        return f"sliding {self.n_patches} s"

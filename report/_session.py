@@ -88,10 +88,13 @@ class Session:
 
     @property
     def window_seconds(self) -> float:
-        """Length of one model window, from the tokens layout (1 s patches)."""
+        """Length of the run's windows (1 s patches), as its outlets' metadata says
+        (recordings of 0.2.0 say it in the tokens layout only)."""
+        if "n_patches" in self.meta:
+            return float(self.meta["n_patches"])
         if self.tokens is not None and "n_patches" in self.tokens.layout:
             return float(self.tokens.layout["n_patches"])
-        return float(self.meta.get("window_seconds", 1.0))
+        return 1.0
 
 
 def _first(node: object, key: str, default: object = None) -> object:

@@ -41,7 +41,7 @@ from neurorvq_stream.engines._schema import (
     kind_of,
     one_of,
 )
-from neurorvq_stream.engines._spec import Preprocessing
+from neurorvq_stream.engines._spec import Preprocessing, Window
 from neurorvq_stream.engines.backends import BACKENDS
 
 from ._preprocessing import UNIT_NAMES, unit_scale
@@ -146,17 +146,16 @@ class QualityConfig(_Section):
                                     Field(ge=0, le=1)] = 0.25
 
 
-class WindowConfig(_Section):
-    """Sliding windows every ``hop`` seconds, or windows locked to markers (ERP mode).
+class WindowConfig(Window):
+    """The run's windows (``engines.Window``), one every ``hop`` seconds when sliding.
 
-    Marker mode cuts ``marker_length`` seconds (whole 1 s patches; default ``n_patches``)
-    starting ``marker_offset`` seconds after each marker.
+    ``marker_length`` (whole seconds) sets the window in marker mode, so one file can say
+    both a sliding and an ERP window; ``cut`` is the window the run takes.
     """
 
-    n_patches: Annotated[Whole, Unit("1 s patches"), Field(ge=1, le=256)] = 4
+    error = ConfigError
+
     hop: Seconds = 0.5
-    mode: Annotated[str, one_of(("sliding", "markers"))] = "sliding"
-    marker_offset: Annotated[float, Unit("seconds"), Field(ge=-60, le=60)] = -0.2
     marker_length: Annotated[Whole, Unit("seconds, whole 1 s patches"),
                              Field(ge=1, le=256)] | None = None
 
@@ -166,6 +165,14 @@ class WindowConfig(_Section):
             clashes([("hop", f"must be at most the window length windows.n_patches "
                              f"({self.n_patches} s), got {self.hop:g}")])
         return self
+
+    @property
+    def cut(self) -> Window:
+        """The window this run takes: ``marker_length`` long in marker mode when given."""
+        if self.mode == "markers" and self.marker_length is not None:
+            return Window(mode=self.mode, n_patches=self.marker_length,
+                          marker_offset=self.marker_offset)
+        return super().cut
 
 
 class MappingConfig(_Section):
@@ -274,20 +281,13 @@ class RunConfig(_Section):
         if self.windows.mode == "markers" and not self.markers.enabled:
             found.append(("windows.mode", "'markers' needs markers.name or markers.source_id "
                                           "(the marker stream whose markers lock the windows)"))
-        if self.stream.buffer_seconds <= self.window_seconds:
+        window_s = self.windows.cut.n_patches
+        if self.stream.buffer_seconds <= window_s:
             found.append(("stream.buffer_seconds", f"must be longer than one window "
-                                                   f"({self.window_seconds} s), got "
+                                                   f"({window_s} s), got "
                                                    f"{self.stream.buffer_seconds:g}"))
         clashes(found)
         return self
-
-    @property
-    def window_seconds(self) -> int:
-        """Length of one window: ``marker_length`` in marker mode when given, else n_patches."""
-        w = self.windows
-        if w.mode == "markers" and w.marker_length is not None:
-            return w.marker_length
-        return w.n_patches
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:

@@ -14,9 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from neurorvq_stream.engines import Preprocessing
+from neurorvq_stream.engines import Preprocessing, Window
 
-from ._config import WindowConfig
 from ._models import BoundDecoder
 from ._preprocessing import Preprocessor
 from ._windows import MarkerLockedWindows, SlidingWindows
@@ -27,7 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WindowPath:
-    """One cut of the stream; ``labels`` are the markers that lock its windows (None: all).
+    """One cut of the stream: ``window`` every ``hop`` s (sliding) or locked on the markers
+    ``labels`` (None: all), from samples filtered by ``preprocessing``.
 
     Its windows feed the tokenizer when ``tokenize`` and ``classifier`` when it is set;
     ``display`` marks the run's own path, whose windows the display shows as the signal
@@ -35,7 +35,8 @@ class WindowPath:
     """
 
     preprocessing: Preprocessing
-    windows: WindowConfig
+    window: Window
+    hop: float
     labels: tuple[str, ...] | None
     tokenize: bool
     classifier: BoundDecoder | None = None
@@ -48,22 +49,16 @@ class WindowPath:
         ``hop`` spaces sliding windows (a spec fixes the window, not how often to take one).
         """
         s = classifier.decoder.spec
-        windows = WindowConfig(
-            n_patches=s.n_patches, hop=min(hop, float(s.n_patches)), mode=s.mode,
-            marker_offset=s.marker_offset,
-            marker_length=s.n_patches if s.mode == "markers" else None)
-        return cls(s.preprocessing, windows, tuple(s.labels) or None, tokenize=False,
-                   classifier=classifier, display=False)
+        return cls(s.preprocessing, s.cut, min(hop, float(s.n_patches)),
+                   tuple(s.labels) or None, tokenize=False, classifier=classifier,
+                   display=False)
 
     def window_spec(self, channels: tuple[str, ...]) -> WindowSpec:
         """This path as a decoder's window spec over ``channels`` (for a classifier file
         that records no window of its own)."""
         from neurorvq_stream.decoders import WindowSpec
 
-        w = self.windows
-        return WindowSpec(mode=w.mode, n_patches=self.n_patches, marker_offset=w.marker_offset,
-                          labels=tuple(self.labels or ()), channels=channels,
-                          preprocessing=self.preprocessing)
+        return WindowSpec.of(self.window, self.labels or (), channels, self.preprocessing)
 
     def merged(self, other: WindowPath) -> WindowPath:
         """One path feeding both paths' models (they must cut the same windows)."""
@@ -71,20 +66,12 @@ class WindowPath:
                                    classifier=self.classifier or other.classifier,
                                    display=self.display or other.display)
 
-    @property
-    def n_patches(self) -> int:
-        """Window length in 1 s patches."""
-        w = self.windows
-        return w.marker_length if w.mode == "markers" and w.marker_length else w.n_patches
-
     def same_windows(self, other: WindowPath) -> bool:
         """Whether both paths cut the same windows from the same preprocessed samples."""
-        a, b = self.windows, other.windows
-        if (a.mode, self.n_patches) != (b.mode, other.n_patches):
+        if self.window != other.window or self.preprocessing != other.preprocessing:
             return False
-        same_cut = (a.hop == b.hop if a.mode == "sliding"
-                    else (a.marker_offset, self.labels) == (b.marker_offset, other.labels))
-        return same_cut and self.preprocessing == other.preprocessing
+        return (self.hop == other.hop if self.window.mode == "sliding"
+                else self.labels == other.labels)
 
     def preprocessor(self, source_rate: float, n_channels: int,
                      unit_scale: float) -> Preprocessor:
@@ -93,12 +80,12 @@ class WindowPath:
     def scheduler(self, speed: float = 1.0) -> SlidingWindows | MarkerLockedWindows:
         """The window scheduler; ``speed`` is a replay's (its timestamps run that much
         faster than the recording, so a marker offset in recording seconds is shorter)."""
-        w = self.windows
+        w = self.window
         if w.mode == "markers":
             return MarkerLockedWindows(offset_s=w.marker_offset / speed,
-                                       length_patches=self.n_patches)
-        return SlidingWindows(self.n_patches, w.hop)
+                                       length_patches=w.n_patches)
+        return SlidingWindows(w.n_patches, self.hop)
 
     def locks_on(self, label: str) -> bool:
         """Whether a marker with ``label`` locks a window of this path."""
-        return self.windows.mode == "markers" and (self.labels is None or label in self.labels)
+        return self.window.mode == "markers" and (self.labels is None or label in self.labels)

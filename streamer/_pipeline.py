@@ -189,7 +189,7 @@ class Pipeline:
     @property
     def n_patches(self) -> int:
         """Patches (seconds) per window, as the configuration sets them."""
-        return self.config.window_seconds
+        return self.config.windows.cut.n_patches
 
     def paths(self, classifier: BoundDecoder | None) -> list[WindowPath]:
         """How this run cuts its windows (``_paths``): the configuration's path for the
@@ -209,7 +209,7 @@ class Pipeline:
         """The configuration's windows: what the tokenizer and the display get."""
         assert self.models is not None
         cfg = self.config
-        return WindowPath(cfg.preprocessing, cfg.windows, cfg.markers.labels,
+        return WindowPath(cfg.preprocessing, cfg.windows.cut, cfg.windows.hop, cfg.markers.labels,
                           tokenize=self.models.tokenizer is not None)
 
     def _load_classifier(self, path: Path) -> BoundDecoder:
@@ -313,7 +313,7 @@ class Pipeline:
         """What produced the outlets' data, in their ``desc/neurorvq`` (recordings keep it)."""
         assert self.models is not None and self.inlet is not None
         cfg = self.config
-        p, b = cfg.preprocessing, cfg.budgets
+        b = cfg.budgets
         return {
             "source_stream": self.inlet.description.name,
             "source_id": self.inlet.description.source_id,
@@ -324,9 +324,10 @@ class Pipeline:
                        else "no tokenizer"),
             "mapping": ",".join(f"{a}:{b}" for a, b in zip(
                 self.source_channels, self.channels, strict=True)),
-            "line_freq": str(p.line_freq), "notch": str(p.notch),
-            "l_freq": str(p.l_freq), "h_freq": str(p.h_freq), "clip_uv": str(p.clip_uv),
-            "reference": p.reference,
+            # the run's own window and preprocessing (a classifier's own are its metadata)
+            **{key: str(value) for key, value in dict(cfg.windows.cut).items()},
+            "hop": str(cfg.windows.hop),
+            **{key: str(value) for key, value in dict(cfg.preprocessing).items()},
             "min_confidence": str(cfg.decisions.min_confidence),
             "budget_preprocess_ms": str(b.preprocess_ms),
             "budget_inference_ms": str(b.inference_ms),

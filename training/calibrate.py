@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from neurorvq_stream.decoders import KINDS, WindowSpec
-from neurorvq_stream.engines import shipped_model
+from neurorvq_stream.engines import Window, shipped_model
 from neurorvq_stream.streamer import Pipeline, ResultHub, RunConfig, load_recording
 from neurorvq_stream.streamer._quality import assess_window
 
@@ -74,20 +74,16 @@ def epoch_config(config: RunConfig, class_markers: Mapping[str, Sequence[str]]) 
     })
 
 
-def epoch_length(config: RunConfig) -> int:
-    """Patches per epoch: ``windows.marker_length``, else ``windows.n_patches`` (as ``run``)."""
-    return config.windows.marker_length or config.windows.n_patches
+def epoch_window(config: RunConfig) -> Window:
+    """One epoch: the run's window in marker mode (``windows.marker_length`` long when set)."""
+    return config.windows.model_copy(update={"mode": "markers"}).cut
 
 
 def window_spec(config: RunConfig, channels: Sequence[str],
                 class_markers: Mapping[str, Sequence[str]]) -> WindowSpec:
     """The spec of marker-locked epochs cut under ``config`` from ``channels``."""
-    return WindowSpec(
-        mode="markers", n_patches=epoch_length(config),
-        marker_offset=config.windows.marker_offset,
-        labels=tuple(m for ms in class_markers.values() for m in ms),
-        channels=tuple(channels), preprocessing=config.preprocessing,
-    )
+    labels = [m for ms in class_markers.values() for m in ms]
+    return WindowSpec.of(epoch_window(config), labels, channels, config.preprocessing)
 
 
 @dataclass
@@ -206,8 +202,8 @@ def read_epochs(
                                name=repr(str(path)))
     names = list(class_markers)
     label_class = {m: i for i, ms in enumerate(class_markers.values()) for m in ms}
-    windows = marker_windows(rec, class_markers, config.windows.marker_offset,
-                             epoch_length(config))
+    epoch = epoch_window(config)
+    windows = marker_windows(rec, class_markers, epoch.marker_offset, epoch.n_patches)
     if not windows:
         raise ValueError(f"No {names} window fits in {rec.subject}.")
     rejected = dict.fromkeys(names, 0)

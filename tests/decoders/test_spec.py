@@ -6,7 +6,7 @@ import pytest
 
 from neurorvq_stream.decoders import WindowSpec
 from neurorvq_stream.decoders._spec import SpecError
-from neurorvq_stream.engines import Preprocessing, shipped_model
+from neurorvq_stream.engines import Preprocessing, Window, shipped_model
 from neurorvq_stream.streamer import RunConfig
 
 
@@ -15,6 +15,17 @@ def test_the_run_config_and_the_spec_share_one_preprocessing_type():
     spec = WindowSpec(mode="sliding", n_patches=1, marker_offset=0.0, labels=(),
                       channels=("cz",))
     assert spec.preprocessing == RunConfig().preprocessing
+
+
+def test_the_run_config_and_the_spec_share_one_window_type():
+    erp = RunConfig.from_dict({"markers": {"name": "m"}, "windows": {
+        "mode": "markers", "n_patches": 4, "marker_length": 1, "marker_offset": -0.1}})
+    assert isinstance(erp.windows, Window)
+    # what the run cuts: marker_length sets an ERP window; the hop is not part of a window
+    assert erp.windows.cut == Window(mode="markers", n_patches=1, marker_offset=-0.1)
+    spec = WindowSpec.of(erp.windows, ("a", "b"), ("cz",), erp.preprocessing)
+    assert spec.cut == erp.windows.cut and spec.n_samples == 200
+    assert RunConfig().windows.cut == Window()
 
 
 def test_round_trip_through_json():
@@ -38,7 +49,7 @@ def test_a_spec_written_by_0_2_0_holds_the_preprocessing_flat():
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"mode": "erp"}, "mode: got 'erp'"),
-    ({"n_patches": 0}, "n_patches: must be >= 1, got 0"),
+    ({"n_patches": 0}, "n_patches: must be >= 1 and <= 256, got 0"),
     ({"channels": ()}, "channels: is empty"),
     ({"channels": ("cz", "cz")}, "channels: repeat a name"),
     ({"preprocessing": {"l_freq": 50.0}}, "preprocessing.l_freq: must be below "
