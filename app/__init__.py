@@ -4,7 +4,7 @@ Import layout (one installed package, built from the repository's top-level fold
 
 - ``neurorvq_stream`` (folder ``app/``): the application layer, the command line and the
   commands that compose the parts (run, play, demo, calibrate, closed loop, report,
-  engine building). Nothing below imports it.
+  engine building). Nothing below imports it but its folder check (``_folders``).
 - ``neurorvq_stream.gui`` (``gui/``) and ``neurorvq_stream.training`` (``training/``):
   the live display (reads results) and model training / calibration (uses the live path
   offline).
@@ -13,11 +13,12 @@ Import layout (one installed package, built from the repository's top-level fold
 - ``neurorvq_stream.engines`` (``engines/``): the networks and inference backends; knows
   nothing of LSL.
 
-Importing this package imports nothing else, so ``neurorvq-stream --help`` stays fast.
+Importing this package imports only its folder check (``_folders``), so
+``neurorvq-stream --help`` stays fast.
 """
 
-if __name__ != "neurorvq_stream":  # by its folder name it would be a second copy
-    raise ImportError(f"Import neurorvq_stream, not the folder {__name__!r}: the folders "
-                      "are parts of one package (pip install -e . installs it).")
+from neurorvq_stream._folders import refuse_folder_name
+
+refuse_folder_name(__name__)
 
 __version__ = "0.2.0"

@@ -13,9 +13,9 @@ Layer: above ``engines``, below ``streamer``; it imports neither ``streamer`` no
 ``training`` (fitting the NeuroRVQ heads and cross-validating lives in ``training``).
 """
 
-if __name__ != "neurorvq_stream.decoders":  # by its folder name it would be a second copy
-    raise ImportError(f"Import neurorvq_stream.decoders, not the folder {__name__!r}: the folders "
-                      "are parts of one package (pip install -e . installs it).")
+from neurorvq_stream._folders import refuse_folder_name
+
+refuse_folder_name(__name__)
 
 from ._adaptation import SessionAdapter
 from ._kinds import KINDS

@@ -13,9 +13,9 @@ Names load on first use (the list is ``__init__.pyi``): the input-format facts
 line can read them without paying for the networks. Backends: :mod:`.backends`.
 """
 
-if __name__ != "neurorvq_stream.engines":  # by its folder name it would be a second copy
-    raise ImportError(f"Import neurorvq_stream.engines, not the folder {__name__!r}: the folders "
-                      "are parts of one package (pip install -e . installs it).")
+from neurorvq_stream._folders import refuse_folder_name
+
+refuse_folder_name(__name__)
 
 import lazy_loader as _lazy
 

@@ -4,9 +4,9 @@
     make_report("session.xdf", "session.html")
 """
 
-if __name__ != "neurorvq_stream.report":  # by its folder name it would be a second copy
-    raise ImportError(f"Import neurorvq_stream.report, not the folder {__name__!r}: the folders "
-                      "are parts of one package (pip install -e . installs it).")
+from neurorvq_stream._folders import refuse_folder_name
+
+refuse_folder_name(__name__)
 
 from ._report import make_report
 from ._session import load_session

@@ -12,9 +12,9 @@ first use (the list is ``__init__.pyi``), so the command line's ``list`` reaches
 helpers without importing the signal-processing stack.
 """
 
-if __name__ != "neurorvq_stream.streamer":  # by its folder name it would be a second copy
-    raise ImportError(f"Import neurorvq_stream.streamer, not the folder {__name__!r}: the folders "
-                      "are parts of one package (pip install -e . installs it).")
+from neurorvq_stream._folders import refuse_folder_name
+
+refuse_folder_name(__name__)
 
 import lazy_loader as _lazy
 

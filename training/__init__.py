@@ -7,9 +7,9 @@ window cutting (``_data``), so what is trained here is what runs online. Entry p
 ``neurorvq-stream calibrate`` (a head from live or recorded labelled epochs).
 """
 
-if __name__ != "neurorvq_stream.training":  # by its folder name it would be a second copy
-    raise ImportError(f"Import neurorvq_stream.training, not the folder {__name__!r}: the folders "
-                      "are parts of one package (pip install -e . installs it).")
+from neurorvq_stream._folders import refuse_folder_name
+
+refuse_folder_name(__name__)
 
 from ._data import PreprocessedRecording, load_preprocessed, marker_epochs, preprocess_recording
 

