@@ -7,7 +7,8 @@ decisions back from the pipeline's ``Decisions`` outlet with a plain pylsl inlet
 scores each decision against the trial it answers (``decoders.TrialScorer``, the scorer
 of the display and the report). At the end the same decoder classifies the same epochs
 offline (``training.preprocess_recording`` + ``marker_epochs``): the two must agree,
-because the live path computes what the offline path does.
+because the live path computes what the offline path does, and both are scored by one
+definition of balanced accuracy (``decoders._metrics``), so equal decisions give one float.
 
 Pairing needs no timing rule: every decision carries its probabilities and the label and
 LSL time of the marker that opened its trial.
@@ -23,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
 
 from neurorvq_stream.decoders import Decoder, TrialScorer, default_decoder, load_decoder
+from neurorvq_stream.decoders._metrics import balanced_accuracy
 from neurorvq_stream.decoders._trials import ScoredTrial
 from neurorvq_stream.streamer import (
     Pipeline,
@@ -156,10 +157,9 @@ def run_checker_closed_loop(
     rows = [offline.channels.index(c) for c in spec.channels]
     x, y, onsets = x[reached][:, rows], y[reached], onsets[reached]
     probabilities = (decoder.adapter() if adapt else decoder).probabilities(x)
-    offline_accuracy = float(balanced_accuracy_score(y, probabilities.argmax(1)))
     return ClosedLoopReport(
         live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
-        offline_accuracy=offline_accuracy, offline_probabilities=probabilities,
+        offline_accuracy=balanced_accuracy(probabilities, y), offline_probabilities=probabilities,
         offline_marker_times=onsets, windows_dropped=status.windows_dropped,
         windows_rejected=status.windows_rejected, deadline_misses=status.deadline_misses,
         warnings=status.stream_warnings,

@@ -1,11 +1,15 @@
 """How far a decoder's probabilities can be trusted: calibration and accuracy metrics.
 
-Pure numpy/scikit-learn, for the calibration table, the session report's reliability
+Pure numpy, for the calibration table, the session report's reliability
 diagram, the display and the closed loop. Every function takes ``probabilities`` (n, K)
 (rows sum to 1, column k the class index k) and ``truth`` (n,) class indices. The
 confidence of a window is its top probability and its decision the most probable class
 (the decoder's own rule). Calibration is judged on windows the decoder never saw: a
 perfectly calibrated decoder is right on 80 % of the windows it gives 0.8.
+
+Balanced accuracy has one definition here (:func:`balanced_accuracy_of_counts`), used by
+batches of windows and by ``TrialScorer``'s running counts alike, so a live score and an
+offline one over the same decisions are the very same float.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
 
 
 def _checked(probabilities: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,10 +45,21 @@ def accuracy(probabilities: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(p.argmax(axis=1) == y))
 
 
+def balanced_accuracy_of_counts(hits: np.ndarray, shown: np.ndarray) -> float:
+    """Mean per-class recall from per-class counts: ``hits[k]`` of the ``shown[k]`` decided
+    trials of class k were decided right. Classes never shown are left out, as in
+    ``sklearn.metrics.balanced_accuracy_score``; nan before any trial. Counts can be kept
+    as trials come, so a running score costs O(classes), not O(trials)."""
+    seen = shown > 0
+    return float(np.mean(hits[seen] / shown[seen])) if seen.any() else float("nan")
+
+
 def balanced_accuracy(probabilities: np.ndarray, truth: np.ndarray) -> float:
     """Mean per-class recall of the most probable class (chance 1/K whatever the class mix)."""
     p, y = _checked(probabilities, truth)
-    return float(balanced_accuracy_score(y, p.argmax(axis=1)))
+    n = max(p.shape[1], int(y.max(initial=-1)) + 1)
+    hits = np.bincount(y[p.argmax(axis=1) == y], minlength=n)
+    return balanced_accuracy_of_counts(hits, np.bincount(y, minlength=n))
 
 
 def negative_log_likelihood(probabilities: np.ndarray, truth: np.ndarray,
@@ -116,12 +130,11 @@ def accuracy_at_coverage(probabilities: np.ndarray, truth: np.ndarray,
     the kept windows' accuracy rise with the threshold."""
     p, y = _checked(probabilities, truth)
     conf = p.max(axis=1)
-    decision = p.argmax(axis=1)
     rows = []
     for t in np.atleast_1d(np.asarray(thresholds, dtype=np.float64)):
         keep = conf >= t
-        score = (float(balanced_accuracy_score(y[keep], decision[keep]))
-                 if len(np.unique(y[keep])) > 1 else float("nan"))
+        score = (balanced_accuracy(p[keep], y[keep]) if len(np.unique(y[keep])) > 1
+                 else float("nan"))
         rows.append(Coverage(float(t), float(keep.mean()) if len(y) else float("nan"),
                              score, int(keep.sum())))
     return rows

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._metrics import balanced_accuracy_of_counts
+
 #: The decision of a window whose calibrated confidence missed the run's threshold.
 UNDECIDED = "undecided"
 #: The decision of a window with too many flagged channels to be classified.
@@ -38,7 +40,9 @@ class TrialScorer:
 
     ``class_markers`` maps each class to the marker labels that open its trials (a
     decoder's ``class_markers``); decisions on windows locked to other markers, or on
-    sliding windows, are not trials of these classes and are left out.
+    sliding windows, are not trials of these classes and are left out. Hits and decided
+    trials per class are counted as trials come (through :meth:`add`), so the inference
+    thread reads the running balanced accuracy and coverage at O(classes) per window.
     """
 
     class_names: tuple[str, ...]
@@ -49,6 +53,12 @@ class TrialScorer:
         self.class_names = tuple(self.class_names)
         self._truth = {m: self.class_names.index(c)
                        for c, markers in self.class_markers.items() for m in markers}
+        self._decided: list[ScoredTrial] = []
+        self._hits = np.zeros(len(self.class_names), dtype=np.int64)
+        self._shown = np.zeros(len(self.class_names), dtype=np.int64)
+        given, self.trials = self.trials, []
+        for trial in given:
+            self._keep(trial)
 
     def add(self, marker: str | None, marker_time: float | None, decision: str,
             probabilities: np.ndarray | None) -> ScoredTrial | None:
@@ -58,26 +68,30 @@ class TrialScorer:
         p = (np.full(len(self.class_names), np.nan) if probabilities is None
              else np.asarray(probabilities, dtype=np.float64))
         trial = ScoredTrial(float(marker_time), marker, self._truth[marker], decision, p)
-        self.trials.append(trial)
+        self._keep(trial)
         return trial
+
+    def _keep(self, trial: ScoredTrial) -> None:
+        """Append ``trial`` and count it in the running counts."""
+        self.trials.append(trial)
+        if trial.decision in self.class_names:
+            self._decided.append(trial)
+            self._shown[trial.truth] += 1
+            self._hits[trial.truth] += trial.decision == self.class_names[trial.truth]
 
     @property
     def decided(self) -> list[ScoredTrial]:
-        """Trials that got a class (not undecided, not rejected)."""
-        return [t for t in self.trials if t.decision in self.class_names]
+        """Trials that got a class (not undecided, not rejected), kept as they come."""
+        return self._decided
 
     def coverage(self) -> float:
         """The share of trials that got a class."""
-        return len(self.decided) / len(self.trials) if self.trials else float("nan")
+        return len(self._decided) / len(self.trials) if self.trials else float("nan")
 
     def balanced_accuracy(self) -> float:
         """Mean per-class recall over the decided trials (classes with trials; nan before
-        any), as ``sklearn.metrics.balanced_accuracy_score`` defines it."""
-        counts = self.confusion()
-        shown = counts.sum(axis=1)
-        if not shown.any():
-            return float("nan")
-        return float(np.mean(np.diag(counts)[shown > 0] / shown[shown > 0]))
+        any), from the running counts (``balanced_accuracy_of_counts``)."""
+        return balanced_accuracy_of_counts(self._hits, self._shown)
 
     def confusion(self) -> np.ndarray:
         """(true class, decided class) counts of the decided trials."""

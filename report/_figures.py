@@ -26,6 +26,7 @@ from neurorvq_stream.decoders import (
 from neurorvq_stream.engines import MODEL_RATE
 from neurorvq_stream.engines._format import PATCH_SAMPLES
 from neurorvq_stream.streamer import read_decision
+from neurorvq_stream.streamer._outlets import Decision
 
 from ._session import Session, Stream
 
@@ -276,115 +277,173 @@ def end_to_end_over_time(session: Session, budgets: Budgets) -> tuple[Figure, st
     return fig, caption
 
 
-def score_decisions(session: Session) -> tuple[TrialScorer, np.ndarray] | None:
-    """The recorded decisions scored against the trials they answer, and their LSL times.
+@dataclass(frozen=True)
+class ScoredPredictions:
+    """One predictions stream (one classifier's classes) and its decisions, scored.
 
-    Each decision names the marker of its trial, and the classifier's ``class_markers``
-    (the predictions outlet's metadata) say which class that marker belongs to, so no
-    decision is paired with a marker by timing. None without a decisions stream.
+    ``times`` are the LSL times of the decisions that answer a trial of its classes and
+    ``running`` the balanced accuracy after each of them (the scorer's running value).
     """
-    decisions, pred = session.decisions, session.predictions
-    if decisions is None or pred is None:
-        return None
-    classes = tuple(pred.labels)
-    markers = json.loads(pred.meta.get("classifier_class_markers", "{}")) or {
+
+    stream: Stream
+    scorer: TrialScorer
+    times: np.ndarray
+    running: np.ndarray
+
+
+def _nearest_gap(times: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Distance from each of ``at`` to the nearest of ``times`` (not empty)."""
+    ordered = np.sort(times)
+    after = np.searchsorted(ordered, at).clip(0, len(ordered) - 1)
+    before = (after - 1).clip(0)
+    return np.minimum(np.abs(ordered[after] - at), np.abs(at - ordered[before]))
+
+
+def _publishers(times: np.ndarray, decisions: list[Decision],
+                streams: list[Stream]) -> np.ndarray:
+    """Index into ``streams`` of the predictions stream each decision was published beside.
+
+    A decision is stamped like its prediction, so it belongs to the stream holding the
+    prediction nearest its time among those with as many classes as it has probabilities
+    (a rejected window's decision has none: nearest in time alone); -1 when none fits.
+    """
+    width = np.array([-1 if d.probabilities is None else len(d.probabilities)
+                      for d in decisions])
+    gaps = np.stack([np.where((width < 0) | (width == len(s.labels)),
+                              _nearest_gap(s.times, times), np.inf) for s in streams])
+    return np.where(np.isfinite(gaps.min(axis=0)), gaps.argmin(axis=0), -1)
+
+
+def _scored(stream: Stream, times: np.ndarray, decisions: list[Decision]) -> ScoredPredictions:
+    """``decisions`` (at ``times``) scored against the trials of ``stream``'s classes, in one
+    pass that also keeps the running balanced accuracy."""
+    classes = tuple(stream.labels)
+    markers = json.loads(stream.meta.get("classifier_class_markers", "{}")) or {
         c: [c] for c in classes}
     scorer = TrialScorer(classes, markers)
-    times = []
-    for t, row in zip(decisions.times, decisions.data, strict=True):
-        d = read_decision(list(row))
+    kept, running = [], []
+    for t, d in zip(times, decisions, strict=True):
         if scorer.add(d.marker, d.marker_time, d.decision, d.probabilities) is not None:
-            times.append(t)
-    return scorer, np.asarray(times)
+            kept.append(t)
+            running.append(scorer.balanced_accuracy())
+    return ScoredPredictions(stream, scorer, np.asarray(kept), np.asarray(running))
 
 
-def _running_balanced_accuracy(scorer: TrialScorer) -> np.ndarray:
-    """Balanced accuracy of the decided trials among the first 1..n trials."""
-    running = TrialScorer(scorer.class_names, {c: (c,) for c in scorer.class_names})
-    values = []
-    for t in scorer.trials:
-        running.add(scorer.class_names[t.truth], t.marker_time, t.decision, t.probabilities)
-        values.append(running.balanced_accuracy())
-    return np.asarray(values)
+def score_decisions(session: Session) -> list[ScoredPredictions]:
+    """The recorded decisions scored against the trials they answer, per predictions stream.
+
+    Each decision names the marker of its trial, and the classifier's ``class_markers``
+    (its predictions stream's metadata) say which class that marker belongs to, so no
+    decision is paired with a marker by timing. One entry per predictions stream that
+    published (in order; a swap to other classes starts the next one), with no trial
+    when the decisions stream was not recorded.
+    """
+    streams = [s for s in session.predictions if len(s.times)]
+    if not streams:
+        return []
+    rows = session.decisions
+    times = rows.times if rows is not None else np.empty(0)
+    decisions = [read_decision(list(row)) for row in rows.data] if rows is not None else []
+    owner = _publishers(times, decisions, streams)
+    return [_scored(stream, times[owner == k], [d for d, o in zip(decisions, owner, strict=True)
+                                                 if o == k])
+            for k, stream in enumerate(streams)]
+
+
+def _per_stream(parts: list[tuple[ScoredPredictions, str]]) -> str:
+    """Caption parts joined, each named after its predictions stream when there are several
+    (by source_id: the streams of one run share their name)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    return "; ".join(f"{scored.stream.source_id}: {text}" for scored, text in parts)
 
 
 def predictions_over_time(session: Session) -> tuple[Figure, str]:
-    """Class probabilities with the class markers, and the running balanced accuracy."""
+    """Class probabilities of every predictions stream with the class markers, the swaps to
+    another classifier's classes, and each classifier's running balanced accuracy."""
     fig = Figure(figsize=(10, 5.5), layout="constrained")
-    pred = session.predictions
-    if pred is None or not len(pred.times):
+    every = score_decisions(session)
+    if not every:
         return _empty(fig, "No predictions recorded."), "No predictions recorded."
-    t0, classes = session.t0, pred.labels
+    t0 = session.t0
+    classes = list(dict.fromkeys(c for scored in every for c in scored.stream.labels))
+    colors = {name: f"C{k}" for k, name in enumerate(classes)}
     ax_p, ax_acc = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    colors = [f"C{k}" for k in range(len(classes))]
-    for k, name in enumerate(classes):
-        ax_p.plot(pred.times - t0, pred.data[:, k].astype(float), "o-", ms=3, lw=0.6,
-                  alpha=0.8, color=colors[k], label=f"P({name})")
+    for pred in (scored.stream for scored in every):
+        for k, name in enumerate(pred.labels):
+            ax_p.plot(pred.times - t0, pred.data[:, k].astype(float), "o-", ms=3, lw=0.6,
+                      alpha=0.8, color=colors[name], label=f"P({name})")
     for t, m in session.markers:
-        if m in classes:
-            ax_p.axvline(t - t0, color=colors[classes.index(m)], lw=1, alpha=0.6, ls=":")
-    ax_p.set_ylabel("probability")
-    ax_p.set_ylim(-0.02, 1.02)
-    ax_p.legend(loc="upper right", fontsize=8, ncol=len(classes))
-    ax_p.set_title("predictions (dots) and class markers (dotted, same colour)")
-    scored = score_decisions(session)
-    chance = 1 / len(classes)
-    scorer, times = scored if scored is not None else (None, np.empty(0))
-    if scorer is not None and scorer.trials:
-        running = _running_balanced_accuracy(scorer)
-        ax_acc.step(times - t0, running, where="post", color="k")
+        if m in colors:
+            ax_p.axvline(t - t0, color=colors[m], lw=1, alpha=0.6, ls=":")
+    for scored in every[1:]:
+        for ax in (ax_p, ax_acc):
+            ax.axvline(scored.stream.times.min() - t0, color="k", lw=1.5, label="swap")
+    parts = []
+    for scored in every:
+        pred, scorer = scored.stream, scored.scorer
+        chance = 1 / len(pred.labels)
+        ax_acc.hlines(chance, pred.times.min() - t0, pred.times.max() - t0, color="grey",
+                      ls="--", lw=1, label="chance")
+        if scorer.trials:
+            ax_acc.step(scored.times - t0, scored.running, where="post", color="k")
         final = (f"{scorer.balanced_accuracy():.3f} over {len(scorer.decided)} decided of "
-                 f"{len(scorer.trials)} trials (coverage {scorer.coverage():.2f})")
-    else:
-        final = "n/a"
+                 f"{len(scorer.trials)} trials (coverage {scorer.coverage():.2f})"
+                 if scorer.trials else "n/a")
+        parts.append((scored, f"{len(pred.times)} predictions of {', '.join(pred.labels)}, "
+                              f"balanced accuracy {final} (chance {chance:.2f})"))
+    if not any(scored.scorer.trials for scored in every):
         ax_acc.text(0.5, 0.5, "no decision answers a trial of the classes",
                     ha="center", transform=ax_acc.transAxes)
-    ax_acc.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax_p.set_ylabel("probability")
+    ax_p.set_ylim(-0.02, 1.02)
+    ax_p.set_title("predictions (dots) and class markers (dotted, same colour)")
     ax_acc.set_ylim(0, 1.02)
     ax_acc.set_ylabel("running balanced\naccuracy")
     ax_acc.set_xlabel("time (s)")
-    ax_acc.legend(loc="lower right", fontsize=8)
-    caption = (f"{len(pred.times)} predictions; each decision is scored against the trial "
-               f"its marker opened ({', '.join(classes)}): balanced accuracy {final} "
-               f"(chance {chance:.2f}).")
+    for ax, where, columns in ((ax_p, "upper right", len(classes) + 1),
+                               (ax_acc, "lower right", 2)):
+        handles, labels = ax.get_legend_handles_labels()
+        once = dict(zip(labels, handles, strict=True))  # a class or swap named once
+        ax.legend(once.values(), once.keys(), loc=where, fontsize=8, ncol=columns)
+    swaps = (f" on {len(every)} streams, one per classifier's classes (black line: the "
+             "swap to the next)" if len(every) > 1 else "")
+    caption = (f"{sum(len(s.stream.times) for s in every)} predictions{swaps}; each decision "
+               f"is scored against the trial its marker opened. {_per_stream(parts)}.")
     return fig, caption
 
 
 def confusion(session: Session) -> tuple[Figure, str]:
-    """Confusion matrix of the decided trials (rows: the trial's class, columns: decided)."""
+    """Confusion matrix of the decided trials of each classifier (rows: the trial's class,
+    columns: decided)."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    fig = Figure(figsize=(5, 4.5), layout="constrained")
-    scored = score_decisions(session)
-    if scored is None:
+    every = score_decisions(session)
+    decided = [scored for scored in every if scored.scorer.decided]
+    fig = Figure(figsize=(5 * max(1, len(decided)), 4.5), layout="constrained")
+    if not every:
         return _empty(fig, "No predictions recorded."), "No predictions recorded."
-    scorer, _ = scored
-    if not scorer.decided:
-        msg = (f"No decision answers a trial of {', '.join(scorer.class_names)}; marker labels "
+    if not decided:
+        classes = sorted({c for scored in every for c in scored.scorer.class_names})
+        msg = (f"No decision answers a trial of {', '.join(classes)}; marker labels "
                f"seen: {', '.join(sorted({m for _, m in session.markers}))}.")
         return _empty(fig, msg), msg
-    ConfusionMatrixDisplay(scorer.confusion(), display_labels=scorer.class_names).plot(
-        ax=fig.add_subplot(), colorbar=False, cmap="Blues")
-    return fig, (f"{len(scorer.decided)} decided trials of {len(scorer.trials)} (rows: the "
-                 "trial's class, columns: decided).")
+    for ax, scored in zip(fig.subplots(1, len(decided), squeeze=False)[0], decided,
+                          strict=True):
+        scorer = scored.scorer
+        ConfusionMatrixDisplay(scorer.confusion(), display_labels=scorer.class_names).plot(
+            ax=ax, colorbar=False, cmap="Blues")
+        if len(decided) > 1:
+            ax.set_title(scored.stream.source_id, fontsize=9)
+    parts = [(s, f"{len(s.scorer.decided)} decided trials of {len(s.scorer.trials)}")
+             for s in decided]
+    return fig, f"{_per_stream(parts)} (rows: the trial's class, columns: decided)."
 
 
-def reliability(session: Session) -> tuple[Figure, str]:
-    """Reliability diagram of the trials' probabilities, and accuracy against coverage.
-
-    Made from the decisions, each scored against the trial its marker opened: does a
-    probability of 0.8 come true 80 % of the time, and how accurate would a closed loop be
-    that acts only above each confidence threshold (the share it acts on: coverage).
-    """
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    scored = score_decisions(session)
-    p, y = scored[0].probabilities() if scored is not None else (np.empty((0, 0)), [])
-    if len(y) < 2:
-        message = "Fewer than two classified trials of the classifier's classes were recorded."
-        return _empty(fig, message), message
+def _draw_reliability(ax_rel: Axes, ax_cov: Axes, p: np.ndarray, y: np.ndarray) -> str:
+    """One classifier's reliability diagram and accuracy against coverage; its numbers."""
     report = calibration_report(p, y)
     bins = reliability_bins(p, y)
-    ax_rel, ax_cov = fig.subplots(1, 2)
     full = bins.count > 0
     centres = (bins.edges[:-1] + bins.edges[1:]) / 2
     ax_rel.bar(centres[full], bins.accuracy[full], width=0.09, color="tab:blue", alpha=0.7,
@@ -395,20 +454,42 @@ def reliability(session: Session) -> tuple[Figure, str]:
     for x, n, a in zip(centres[full], bins.count[full], bins.accuracy[full], strict=True):
         ax_rel.text(x, min(a + 0.03, 0.97), str(n), ha="center", fontsize=7)
     ax_rel.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="confidence (top probability)",
-               ylabel="accuracy", title="reliability (trials per bin)")
+               ylabel="accuracy")
     ax_rel.legend(loc="upper left", fontsize=8)
     thresholds = np.linspace(1 / p.shape[1], 0.99, 40)
     rows = accuracy_at_coverage(p, y, thresholds)
     ax_cov.plot([r.coverage for r in rows], [r.balanced_accuracy for r in rows], "-",
                 color="tab:green")
     ax_cov.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="coverage (share of trials decided)",
-               ylabel="balanced accuracy of the decided",
-               title="accuracy against coverage (confidence thresholds)")
+               ylabel="balanced accuracy of the decided")
+    return (f"{report.n} classified trials: balanced accuracy {report.balanced_accuracy:.3f}"
+            f", mean confidence {report.mean_confidence:.3f} against accuracy "
+            f"{report.accuracy:.3f}, ECE {report.ece:.3f} (10 bins), NLL {report.nll:.2f}")
+
+
+def reliability(session: Session) -> tuple[Figure, str]:
+    """Reliability diagram of the trials' probabilities, and accuracy against coverage, for
+    each classifier (predictions stream) with classified trials.
+
+    Made from the decisions, each scored against the trial its marker opened: does a
+    probability of 0.8 come true 80 % of the time, and how accurate would a closed loop be
+    that acts only above each confidence threshold (the share it acts on: coverage).
+    """
+    usable = [(scored, *scored.scorer.probabilities()) for scored in score_decisions(session)]
+    usable = [(scored, p, y) for scored, p, y in usable if len(y) >= 2]
+    fig = Figure(figsize=(10, 4 * max(1, len(usable))), layout="constrained")
+    if not usable:
+        message = "Fewer than two classified trials of the classifier's classes were recorded."
+        return _empty(fig, message), message
+    parts = []
+    for (ax_rel, ax_cov), (scored, p, y) in zip(fig.subplots(len(usable), 2, squeeze=False),
+                                                usable, strict=True):
+        parts.append((scored, _draw_reliability(ax_rel, ax_cov, p, y)))
+        named = f"{scored.stream.source_id}: " if len(usable) > 1 else ""
+        ax_rel.set_title(f"{named}reliability (trials per bin)")
+        ax_cov.set_title(f"{named}accuracy against coverage (confidence thresholds)")
     threshold = session.meta.get("min_confidence")
-    caption = (f"{report.n} classified trials: balanced accuracy {report.balanced_accuracy:.3f}"
-               f", mean confidence {report.mean_confidence:.3f} against accuracy "
-               f"{report.accuracy:.3f}, ECE {report.ece:.3f} (10 bins), NLL {report.nll:.2f}. "
-               f"Right: each point is a confidence threshold"
+    caption = (f"{_per_stream(parts)}. Right: each point is a confidence threshold"
                + (f"; the run decided above {float(threshold):g}" if threshold else "") + ".")
     return fig, caption
 

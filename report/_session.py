@@ -6,7 +6,9 @@ header carries ``desc/neurorvq`` (their type says which one; the reconstruction 
 stream is the one their ``source_stream`` names (else the biggest regular numeric stream
 that is not ours), and markers are the string streams (or irregular ``Markers`` streams).
 Metrics channels are read by label, so extra or missing ones are tolerated; what the bits
-of its ``flags_<channel>`` bitmasks mean is read from its ``desc/flags``.
+of its ``flags_<channel>`` bitmasks mean is read from its ``desc/flags``. A run whose
+classifier was swapped for one with other classes has a predictions stream per class set
+(``...-predictions``, ``...-predictions-2``, ...): all of them are kept.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Session:
     streams: list[Stream]
     eeg: Stream | None
     markers: list[tuple[float, str]]
-    predictions: Stream | None = None
+    #: Every predictions stream, in the order they began publishing (one per class set).
+    predictions: list[Stream] = field(default_factory=list)
     decisions: Stream | None = None
     tokens: Stream | None = None
     reconstruction: Stream | None = None
@@ -67,7 +70,7 @@ class Session:
     @property
     def meta(self) -> dict[str, str]:
         """The pipeline's ``desc/neurorvq`` (from the first outlet recorded)."""
-        for s in (self.metrics, self.predictions, self.tokens, self.reconstruction):
+        for s in (self.metrics, *self.predictions, self.tokens, self.reconstruction):
             if s is not None:
                 return s.meta
         return {}
@@ -153,23 +156,27 @@ def load_session(path: str | Path) -> Session:
         raise ValueError(f"Cannot read XDF {str(path)!r} ({err}).") from err
     streams = [_stream(r) for r in raws]
     formats = [_first(r["info"], "channel_format", "") for r in raws]
-    outputs: dict[str, Stream] = {}
-    for role, types in OUTPUT_TYPES.items():
-        found = [s for s in streams if s.is_output and s.type.lower() in types]
-        if len(found) > 1:
-            logger.warning("%d %s streams in %s; the report shows %r.", len(found), role,
-                           path.name, found[0].name)
-        if found:
-            outputs[role] = found[0]
+    found = {role: [s for s in streams if s.is_output and s.type.lower() in types]
+             for role, types in OUTPUT_TYPES.items()}
+    predictions = sorted(found.pop("predictions"), key=_began)
+    for role, of_role in found.items():
+        if len(of_role) > 1:
+            logger.warning("%d %s streams in %s; the report shows %r.", len(of_role), role,
+                           path.name, of_role[0].name)
     markers = sorted((float(t), str(row[0])) for s, fmt in zip(streams, formats, strict=True)
                      if _is_markers(s, fmt) for t, row in zip(s.times, s.data, strict=True))
-    return Session(path, streams, _source_stream(streams, formats, outputs), markers,
-                   **outputs)
+    return Session(path, streams, _source_stream(streams, formats), markers,
+                   predictions=predictions,
+                   **{role: of_role[0] for role, of_role in found.items() if of_role})
 
 
-def _source_stream(streams: list[Stream], formats: list[str],
-                   outputs: dict[str, Stream]) -> Stream | None:
-    meta = next(iter(outputs.values())).meta if outputs else {}
+def _began(stream: Stream) -> float:
+    """When ``stream`` began publishing (never: after every other)."""
+    return float(stream.times.min()) if len(stream.times) else float("inf")
+
+
+def _source_stream(streams: list[Stream], formats: list[str]) -> Stream | None:
+    meta = next((s.meta for s in streams if s.is_output), {})
     inputs = [s for s, fmt in zip(streams, formats, strict=True)
               if not s.is_output and fmt != "string" and s.srate > 0 and len(s.times)]
     named = [s for s in inputs if s.name == meta.get("source_stream")

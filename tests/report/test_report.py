@@ -80,14 +80,16 @@ def recording(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")  # first trials
 def test_session_finds_the_pipeline_streams_by_type_and_metadata(recording):
     path, replay, status = recording
     session = load_session(path)
     assert session.eeg is not None and session.eeg.data.shape == replay.data.shape
     np.testing.assert_array_equal(session.eeg.data, replay.data)
     assert [m for _, m in session.markers] == [label for _, label in replay.events]
-    assert session.predictions.labels == ["checker-left", "checker-right"]
-    assert len(session.predictions.times) == status.windows_done >= 5
+    (predictions,) = session.predictions
+    assert predictions.labels == ["checker-left", "checker-right"]
+    assert len(predictions.times) == status.windows_done >= 5
     assert len(session.metrics.times) == status.windows_done
     assert session.tokens.layout["n_patches"] == "1"
     assert session.window_seconds == 1.0
@@ -95,20 +97,23 @@ def test_session_finds_the_pipeline_streams_by_type_and_metadata(recording):
     assert session.metrics.flag_bits == {name: int(flag) for flag, name in FLAG_NAMES}
     assert len(session.mapping) == len(session.reconstruction.labels)
     # Every checker trial is scored from its own decision (which names its marker), and the
-    # scorer agrees with scikit-learn.
-    scorer, times = score_decisions(session)
+    # scorer agrees with scikit-learn, after every trial.
+    (scored,) = score_decisions(session)
+    scorer, times = scored.scorer, scored.times
     n_checker = sum(label.startswith("checker") for _, label in replay.events)
-    assert len(scorer.trials) == len(times) == len(session.predictions.times) == n_checker
-    np.testing.assert_allclose(times, session.predictions.times, atol=CLOCK_SYNC_S)
+    assert len(scorer.trials) == len(times) == len(predictions.times) == n_checker
+    np.testing.assert_allclose(times, predictions.times, atol=CLOCK_SYNC_S)
     recorded_markers = [t for t, m in session.markers if m.startswith("checker")]
     np.testing.assert_allclose([t.marker_time for t in scorer.trials], recorded_markers,
                                atol=CLOCK_SYNC_S)
     np.testing.assert_allclose(np.stack([t.probabilities for t in scorer.trials]),
-                               session.predictions.data, atol=1e-6)
+                               predictions.data, atol=1e-6)
     truth = [t.truth for t in scorer.decided]
     decided = [scorer.class_names.index(t.decision) for t in scorer.decided]
     assert scorer.coverage() == 1.0
-    assert scorer.balanced_accuracy() == pytest.approx(balanced_accuracy_score(truth, decided))
+    np.testing.assert_allclose(scored.running, [
+        balanced_accuracy_score(truth[:k], decided[:k]) for k in range(1, n_checker + 1)])
+    assert scored.running[-1] == scorer.balanced_accuracy()
     distinct, perplexity, n = token_usage(session.tokens)
     assert n == status.windows_done and distinct.shape == (4, 8)
     assert np.all(distinct >= 1) and np.all(perplexity <= distinct + 1e-9)

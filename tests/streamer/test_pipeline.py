@@ -21,6 +21,13 @@ from helpers import CLOCK_SYNC_S, EVENTUALLY_S, wait_until
 from neurorvq_stream.decoders import WindowSpec
 from neurorvq_stream.decoders._persistence import decoder_metadata
 from neurorvq_stream.engines._checkpoint import sidecar_path
+from neurorvq_stream.report import load_session
+from neurorvq_stream.report._figures import (
+    confusion,
+    predictions_over_time,
+    reliability,
+    score_decisions,
+)
 from neurorvq_stream.streamer import Pipeline, Player, Recording, RunConfig, read_decision
 from neurorvq_stream.streamer._lsl import ChannelInfo, find_streams, read_channels, write_channels
 from neurorvq_stream.streamer._quality import ChannelFlag
@@ -603,21 +610,25 @@ def test_an_overrun_stays_counted_as_lost(live, make_config, monkeypatch):
 
 
 def test_a_recorded_run_keeps_every_prediction_across_a_swap_to_other_classes(
-        live, make_config, parity_classifier, tmp_path):
+        marked, make_config, parity_classifier, tmp_path):
     """The swapped-in classes publish on a new outlet (another source_id): it is recorded
-    from before its first prediction, and the file holds every prediction of the run."""
-    name, _ = live
+    from before its first prediction, the file holds every prediction of the run, and the
+    session report reads both streams and scores each classifier's trials."""
+    name = marked
     path = tmp_path / "run.xdf"
-    pipe = Pipeline(make_config(name).override(**{"record.path": str(path)})).start()
+    first = _decoder_file(tmp_path, parity_classifier, _erp_spec(),
+                          class_markers={"class0": ("stim-a",), "class1": ("stim-b",)})
+    pipe = Pipeline(make_config(name).override(**{
+        "record.path": str(path), "models.classifier": str(first),
+        "markers.name": f"{name}-Markers"})).start()
     try:
         wait_until(lambda: sum(r.probabilities is not None for r in pipe.hub.since(-1)) >= 2,
                    "predictions of the first classifier")
         first_classes = pipe.models.classifier.class_names
         other = ("left", "right", "up", "down")
-        spec = WindowSpec(mode="sliding", n_patches=1, marker_offset=0.0, labels=(),
-                          channels=("c3", "cz", "c4"))
-        pipe.swap_classifier(_decoder_file(tmp_path, parity_classifier, spec, "other.pt",
-                                           other))
+        pipe.swap_classifier(_decoder_file(tmp_path, parity_classifier, _erp_spec(),
+                                           "other.pt", other,
+                                           {"left": ("stim-a",), "right": ("stim-b",)}))
         wait_until(lambda: sum(r.class_names == other for r in pipe.hub.since(-1)) >= 3,
                    "predictions of the swapped-in classifier")
     finally:
@@ -638,3 +649,28 @@ def test_a_recorded_run_keeps_every_prediction_across_a_swap_to_other_classes(
                                       [np.float32(r.probabilities) for r in mine])
         np.testing.assert_allclose(stream["time_stamps"], [r.t_last for r in mine],
                                    atol=CLOCK_SYNC_S, rtol=0)
+    session = load_session(path)
+    assert [s.source_id for s in session.predictions] == sorted(recorded)
+    # One Decisions stream for the run: each decision is scored by its own classifier.
+    for scored, classes in zip(score_decisions(session), (first_classes, other), strict=True):
+        mine = [r for r in sent if r.class_names == tuple(classes)]  # marker-locked: trials
+        assert scored.scorer.class_names == tuple(classes)
+        assert [(t.marker, t.decision) for t in scored.scorer.trials] == [
+            (r.label, r.decision) for r in mine]
+        np.testing.assert_allclose([t.marker_time for t in scored.scorer.trials],
+                                   [r.marker_time for r in mine], atol=CLOCK_SYNC_S, rtol=0)
+        assert scored.running[-1] == scored.scorer.balanced_accuracy()
+    fig, caption = predictions_over_time(session)
+    assert caption.startswith(f"{len(sent)} predictions on 2 streams")
+    shown = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("P(")]
+    assert sum(len(line.get_xdata()) for line in shown) == sum(len(r.class_names) for r in sent)
+    # A confusion matrix, a reliability diagram and its coverage curve for each classifier.
+    for make, n_axes in ((confusion, 2), (reliability, 4)):
+        of_each, caption_of_each = make(session)
+        assert len(of_each.axes) == n_axes
+        assert all(f"{s.source_id}: " in caption_of_each for s in session.predictions)
+    swaps = [line for line in fig.axes[0].get_lines() if line.get_label() == "swap"]
+    assert len(swaps) == 1
+    assert swaps[0].get_xdata()[0] == pytest.approx(min(r.t_last for r in sent
+                                                        if r.class_names == other)
+                                                    - session.t0, abs=CLOCK_SYNC_S)
