@@ -4,8 +4,8 @@ Clock handling: the inlet asks liblsl for ``proc_clocksync`` (timestamps arrive 
 mapped into this machine's ``local_clock``), and ``proc_dejitter`` only on request:
 dejitter fits a straight line through sample count vs. time, which smooths a real gap
 into a slow drift and would hide it from gap detection. The pipeline does not need it:
-windows are cut by sample count at the source rate, and only the last sample's
-timestamp is used to stamp outputs.
+windows are cut by sample count at the source rate, and only the last sample's time
+(on the gap timeline below) is used to stamp outputs.
 
 Gap detection (the only place gaps are detected, ``SampleTimeline``): many amplifier apps
 stamp each chunk when it arrives and back-date its samples at the nominal rate, so chunk
@@ -20,15 +20,26 @@ one). A sample later than the timeline by more than the jitter tolerance
 is a gap: the samples that would fill the jump are counted as lost and put on the
 timeline, so a late chunk followed by punctual ones is not counted twice and a real hole
 (a jump that later stamps do not make up) is counted with its size, to within one chunk's
-arrival delay. ``pull`` returns where in the chunk each gap lies, so the samples carry it
-onwards (ring buffer segments) and no window spans it. A hole shorter than the jitter
-tolerance cannot be told from a late chunk and is not counted. liblsl's ``proc_dejitter``
-(a recursive least-squares line through stamp vs. sample index, with a half-life of
-``smoothing_halftime``) and pyxdf's ``dejitter_timestamps`` (a least-squares line per
-segment, segments split only where stamps jump by more than 1 s and 500 samples by
-default) both smooth stamps onto such a line, which would spread a shorter hole over the
-line; this timeline only judges continuity and leaves the stamps as they arrived
-(``dejitter`` turns liblsl's on for the stamps, gap detection still runs on them).
+arrival delay. A sample earlier than the timeline by more than the tolerance (and
+``MIN_RESET_S``) is a clock reset: a gap that lost no sample (unless it comes back by no
+more than what the gaps of the last second counted: their late chunks ending). ``pull``
+returns where in the chunk each gap lies, so the samples carry it onwards (ring buffer
+segments): it is the only place the stream breaks, and no window spans a gap. A hole
+shorter than the jitter tolerance cannot be told from a late chunk and is not counted.
+
+Times handed on: each sample's stamp less its lateness over the envelope through it, i.e.
+its place on the timeline. A chunk stamped late but judged complete (within the
+tolerance, or lateness that built up in small steps) keeps its place in the stream
+instead of stepping forward and back: windows over it are cut and stamped with the time
+its neighbours give it. A time is earlier than its stamp by the stamp's delay over the
+earliest stamps (and, for a source slower than its nominal rate, by up to the drift of one
+second). liblsl's ``proc_dejitter`` (a recursive least-squares line through stamp vs.
+sample index, with a half-life of ``smoothing_halftime``) and pyxdf's
+``dejitter_timestamps`` (a least-squares line per segment, segments split only where
+stamps jump by more than 1 s and 500 samples by default) both smooth stamps onto such a
+line, which would spread a shorter hole over the line; this timeline moves a stamp back
+only onto the earliest ones, never across a gap (``dejitter`` turns liblsl's on for the
+stamps, the timeline still runs on them).
 
 Stall detection: once samples flowed, no sample for ``stall_timeout`` seconds sets the
 state to ``"stalled"`` (before the first sample it stays ``"starting"``: a source connected
@@ -46,6 +57,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -87,7 +99,8 @@ def resolve_one(
 @dataclass
 class InletCounters:
     """What the acquisition side has seen so far; only the thread that pulls writes it, and
-    ``Acquisition`` reports copies of it as the pipeline status's ``stream`` part."""
+    ``Acquisition`` reports copies of it as the pipeline status's ``stream`` part.
+    ``gaps`` counts every break of the stream, clock resets (no sample lost) included."""
 
     state: str = "starting"
     samples_received: int = 0
@@ -170,8 +183,10 @@ class EEGInlet:
         self._inlet.close_stream()
 
     def pull(self, poll: float = 0.005) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Newly arrived samples ``(n, C)`` float32, their timestamps ``(n,)`` and the
-        indices of the samples that follow a gap (0: a gap before this chunk).
+        """Newly arrived samples ``(n, C)`` float32, their times ``(n,)`` on the inlet's
+        timeline (``SampleTimeline``: a stamp later than the timeline without a gap is
+        moved back onto it) and the indices of the samples that follow a gap (0: a gap
+        before this chunk).
 
         Updates gap, stall and rate counters as a side effect: whoever pulls also detects.
         """
@@ -190,40 +205,60 @@ class EEGInlet:
                     self.description.name, now - self._last_data,
                 )
             return np.empty((0, self.n_channels), np.float32), np.empty(0), np.empty(0, int)
-        ts = np.asarray(ts, dtype=np.float64)
-        breaks, lost = self._detect_gaps(ts)
+        placed = self._place(np.asarray(ts, dtype=np.float64))
         if c.state == "stalled":
             logger.warning(
                 "Stream %r resumed after %.2f s.", self.description.name, now - self._last_data
             )
         # The rate the source sends at: the samples a gap lost were sent too (a gap must not
         # pass for a slow rate, nor stop the measurement of a stream that jitters into gaps).
-        self._rate.update(len(ts) + lost, now)
+        self._rate.update(len(ts) + int(placed.lost.sum()), now)
         c.measured_rate, c.rate_mismatch = self._rate.measured, self._rate.mismatch
         c.state = "streaming"
         self._last_data = now
         c.samples_received += len(ts)
-        c.last_timestamp = float(ts[-1])
-        return np.asarray(data, dtype=np.float32), ts, breaks
+        c.last_timestamp = float(placed.times[-1])
+        return np.asarray(data, dtype=np.float32), placed.times, placed.breaks
 
-    def _detect_gaps(self, ts: np.ndarray) -> tuple[np.ndarray, int]:
-        """Count the gaps before and inside ``ts``: indices of the samples after each, and
-        the samples lost in them."""
+    def _place(self, ts: np.ndarray) -> Placement:
+        """Put ``ts`` on the timeline and count its gaps (a clock reset is one that lost
+        no sample: the stream breaks there all the same)."""
         c = self.counters
-        breaks, lost = self._timeline.place(ts)
-        for k, n in zip(breaks.tolist(), lost.tolist(), strict=True):
+        placed = self._timeline.place(ts)
+        for k, n in zip(placed.breaks.tolist(), placed.lost.tolist(), strict=True):
             c.gaps += 1
             c.samples_lost += n
-            logger.warning("Stream %r: gap of %d samples (%.1f ms) before t=%.3f.",
-                           self.description.name, n, n / self._timeline.rate * 1e3, ts[k])
-        return breaks, int(lost.sum())
+            if n:
+                logger.warning("Stream %r: gap of %d samples (%.1f ms) before t=%.3f.",
+                               self.description.name, n, n / self._timeline.rate * 1e3, ts[k])
+            else:
+                logger.warning("Stream %r: stamps went back (a clock reset) before t=%.3f.",
+                               self.description.name, ts[k])
+        return placed
+
+
+#: Stamps that jump back below the timeline by less are not a clock reset: a source that
+#: sends faster than it declares, stamped by liblsl (the last sample on arrival, the others
+#: back-dated at the declared rate), overlaps its chunks' stamps (by 62 ms sending 256 Hz
+#: as 128 Hz in 16-sample chunks) and is a wrong rate (``RateMonitor``), not a break.
+MIN_RESET_S = 0.1
+
+
+class Placement(NamedTuple):
+    """A chunk placed on the timeline: ``breaks`` (indices of the samples after each gap),
+    ``lost`` (samples lost in each; 0 where the stamps went back, a clock reset) and
+    ``times``, each sample's place on the timeline (its stamp less its lateness)."""
+
+    breaks: np.ndarray
+    lost: np.ndarray
+    times: np.ndarray
 
 
 class SampleTimeline:
     """The stamps a gap-free stream would carry, and the gaps that depart from it.
 
     See the module docstring. ``place(ts)`` takes each chunk's stamps in order and returns
-    the indices of the samples that follow a gap and the number of samples lost in each.
+    where its gaps are, how many samples each lost, and the samples' times on the timeline.
     """
 
     def __init__(self, rate: float, tolerance_s: float) -> None:
@@ -232,20 +267,27 @@ class SampleTimeline:
                              f"and {tolerance_s}.")
         self.rate = float(rate)
         self.tolerance_s = float(tolerance_s)
+        #: How far below the timeline a stamp must jump to be a clock reset.
+        self.reset_s = max(self.tolerance_s, MIN_RESET_S)
         self._count = 0  # timeline position of the next sample (lost samples included)
         self._offset = np.nan  # lower envelope of stamp - count / rate
         self._last = np.nan  # stamp of the previous sample
         self._block_end = 0  # count at which the envelope may rise to the block's floor
         self._block_floor = np.inf
+        # What the gaps of the last second counted as lost, in seconds: stamps that come
+        # back by that much are those gaps' late chunks ending, not a clock reset.
+        self._slack = 0.0
+        self._slack_end = 0  # count at which the slack lapses
 
-    def place(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Put the next chunk's stamps on the timeline; ``(breaks, lost)`` of its gaps."""
+    def place(self, ts: np.ndarray) -> Placement:
+        """Put the next chunk's stamps on the timeline (see :class:`Placement`)."""
         ts = np.asarray(ts, dtype=np.float64)
         if len(ts) == 0:
-            return np.empty(0, int), np.empty(0, int)
+            return Placement(np.empty(0, int), np.empty(0, int), ts)
         if np.isnan(self._offset):
             self._offset, self._last = ts[0] - self._count / self.rate, ts[0]
             self._block_end = self._count + round(self.rate)
+        start_offset = self._offset
         counts = self._count + np.arange(len(ts))
         lateness = ts - counts / self.rate
         steps = np.diff(ts, prepend=self._last)
@@ -256,22 +298,36 @@ class SampleTimeline:
             # The envelope before each sample: the offset, lowered by earlier samples.
             envelope = np.minimum.accumulate(np.concatenate(([self._offset], lateness[start:])))
             excess = lateness[start:] - envelope[:-1]
+            slack = np.where(counts[start:] < self._slack_end, self._slack, 0.0)
+            # A jump later than the timeline is a gap; a jump back below it (further than
+            # a recent gap's late chunk can come back), a clock reset.
             jumped = (excess > self.tolerance_s) & (steps[start:] > self.tolerance_s)
-            hits = np.flatnonzero(jumped)
+            reset = excess < -self.reset_s - slack
+            hits = np.flatnonzero(jumped | reset)
             if not len(hits):
                 self._offset = float(envelope[-1])
                 break
-            k = start + int(hits[0])
-            n = max(1, round(excess[hits[0]] * self.rate))
+            i = int(hits[0])
+            k = start + i
+            n = max(1, round(excess[i] * self.rate)) if jumped[i] else 0
             breaks.append(k)
             lost.append(n)
-            lateness[k:] -= n / self.rate  # the lost samples take their place on the timeline
-            self._offset = float(envelope[hits[0]])
-            start = k
+            # The lost samples take their place on the timeline.
+            counts[k:] += n
+            lateness[k:] -= n / self.rate
+            if n:
+                self._slack = float(slack[i]) + n / self.rate
+                self._slack_end = int(counts[k]) + round(self.rate)
+            self._offset = min(float(envelope[i]), float(lateness[k]))
+            start = k + 1
         self._follow_drift(lateness)
-        self._count += len(ts) + sum(lost)
+        self._count = int(counts[-1]) + 1
         self._last = float(ts[-1])
-        return np.asarray(breaks, int), np.asarray(lost, int)
+        # Each sample stands where the envelope through it puts it: a stamp later than the
+        # timeline (within the tolerance, or lateness that built up slowly) moves back onto it.
+        through = np.minimum.accumulate(np.concatenate(([start_offset], lateness)))[1:]
+        return Placement(np.asarray(breaks, int), np.asarray(lost, int),
+                         ts - (lateness - through))
 
     def _follow_drift(self, lateness: np.ndarray) -> None:
         """Let the envelope rise to the earliest sample of each second of samples: a slow

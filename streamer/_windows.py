@@ -9,18 +9,18 @@ shape (n, C), their source-clock times and optional per-sample quality flags):
 - ``MarkerLockedWindows``: one window per marker event, from ``marker + offset`` for
   ``length`` patches, emitted as soon as its data has arrived (ERP paradigms).
 
-A gap is a jump between consecutive sample times larger than ``max_step_s`` either way
-(default 0.1 s: loose enough for timestamps that were not dejittered, which advance in
-chunk-sized steps), or an explicit ``mark_gap()`` from the processing stage, which learns
-of gaps on the raw stream from the inlet and resets the preprocessor. After a gap both
-schedulers discard what came before and start accumulating again, so no window mixes
-data across it; the first sliding window after a gap carries ``gap=True``, and marker
-windows that would have spanned one are skipped and counted in ``n_skipped``.
+Gaps are the inlet's alone (``SampleTimeline``): the processing stage calls ``mark_gap()``
+where the inlet broke the stream (lost samples, or stamps that went back), and the
+schedulers never judge the times themselves. So every break is counted in the inlet's
+gaps; a rule of their own on the times had cut no window where a chunk held back but
+complete made the stamps jump, with no counter saying why. After a gap both schedulers
+discard what came before and start accumulating again, so no window mixes data across it;
+the first sliding window after a gap carries ``gap=True``, and marker windows that would
+have spanned one are skipped and counted in ``n_skipped``.
 """
 
 from __future__ import annotations
 
-import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,8 +34,6 @@ from ._checks import samples_and_times
 
 if TYPE_CHECKING:
     from ._models import BoundDecoder
-
-_DEFAULT_MAX_STEP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -72,13 +70,12 @@ class Window:
 
 
 class _GapAwareHistory(ABC):
-    """Shared input handling: validation, gap splitting and a bounded sample history."""
+    """Shared input handling: validation, gaps and a bounded sample history."""
 
-    def __init__(self, rate: float, history: int, max_step_s: float | None) -> None:
+    def __init__(self, rate: float, history: int) -> None:
         if rate <= 0:
             raise ValueError(f"The window rate must be positive, got {rate} Hz.")
         self.rate = float(rate)
-        self.max_step_s = _DEFAULT_MAX_STEP_S if max_step_s is None else float(max_step_s)
         self._history_len = int(history)
         self._data: np.ndarray | None = None
         self._times = np.empty(0)
@@ -88,7 +85,7 @@ class _GapAwareHistory(ABC):
         self._count = 0  # samples since the stream (re)started
 
     def mark_gap(self) -> None:
-        """Declare a gap before the next fed sample (the runner saw one upstream)."""
+        """Declare a gap before the next fed sample (the inlet found one upstream)."""
         self._data = None
         self._times = np.empty(0)
         self._flags = None
@@ -113,23 +110,11 @@ class _GapAwareHistory(ABC):
             )
         if samples.shape[0] == 0:
             return []
-        previous = self._times[-1:] if self._times.size else np.empty(0)
-        steps = np.diff(np.concatenate([previous, times]))
-        # A jump beyond max_step_s, forward or back (a clock reset), breaks the stream.
-        broken = np.abs(steps) > self.max_step_s
-        breaks = np.flatnonzero(broken) + 1 - previous.size
-        windows: list[Window] = []
-        bounds = [0, *breaks.tolist(), samples.shape[0]]
-        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
-            if i > 0:
-                self.mark_gap()
-            if b > a:
-                windows.extend(self._extend(samples[a:b], times[a:b], flags[a:b]))
-        return windows
+        return self._extend(samples, times, flags)
 
     @abstractmethod
     def _extend(self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray) -> list[Window]:
-        """Take one gap-free segment; return the windows it completes."""
+        """Take samples that continue the stream; return the windows they complete."""
 
     def _append(self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray) -> None:
         self._count += samples.shape[0]
@@ -173,7 +158,6 @@ class SlidingWindows(_GapAwareHistory):
         n_patches: int = 4,
         hop_s: float = 0.5,
         rate: float = MODEL_RATE,
-        max_step_s: float | None = None,
     ) -> None:
         if n_patches < 1:
             raise ValueError(f"n_patches must be >= 1, got {n_patches}.")
@@ -181,7 +165,7 @@ class SlidingWindows(_GapAwareHistory):
         self.hop = round(hop_s * rate)
         if self.hop < 1:
             raise ValueError(f"hop_s={hop_s} is shorter than one sample at {rate} Hz.")
-        super().__init__(rate, self.length, max_step_s)
+        super().__init__(rate, self.length)
         self.n_patches = int(n_patches)
 
     def _extend(self, samples: np.ndarray, times: np.ndarray, flags: np.ndarray) -> list[Window]:
@@ -214,13 +198,12 @@ class MarkerLockedWindows(_GapAwareHistory):
         length_patches: int = 1,
         rate: float = MODEL_RATE,
         history_s: float = 10.0,
-        max_step_s: float | None = None,
     ) -> None:
         if length_patches < 1:
             raise ValueError(f"length_patches must be >= 1, got {length_patches}.")
         self.length = length_patches * PATCH_SAMPLES
         history = max(round(history_s * rate), self.length)
-        super().__init__(rate, history, max_step_s)
+        super().__init__(rate, history)
         self.offset_s = float(offset_s)
         self.n_patches = int(length_patches)
         self.n_skipped = 0

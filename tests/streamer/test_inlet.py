@@ -93,25 +93,26 @@ def test_samples_arrive_in_the_source_clock_and_a_gap_is_counted(stream):
 
 
 def _push_jittered(outlet: pylsl.StreamOutlet, rate: float, seconds: float, seed: int,
-                   hole: tuple[float, int] | None = None) -> int:
+                   hole: tuple[float, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Push ``seconds`` of samples in chunks of 10-80, each chunk's stamps late by a delay
     drawn from 0-10 ms (a vendor app stamping chunks on arrival); ``hole=(at_s, n)`` leaves
-    ``n`` samples out at ``at_s``. Returns how many samples were sent."""
+    ``n`` samples out at ``at_s``. Returns the sent samples' true times and stamps."""
     rng = np.random.default_rng(seed)
     n_ch = outlet.get_info().channel_count()
     index = np.arange(round(seconds * rate))
     if hole is not None:
         at = round(hole[0] * rate)
         index = np.concatenate((index[:at], index[at + hole[1]:]))
-    t0 = pylsl.local_clock()
+    true = pylsl.local_clock() + index / rate
+    sent = np.empty_like(true)
     pos = 0
     while pos < len(index):
-        take = index[pos:pos + int(rng.integers(10, 81))]
-        stamps = t0 + take / rate + rng.uniform(0.0, 0.010)
-        outlet.push_chunk(rng.standard_normal((len(take), n_ch)).astype(np.float32),
-                          stamps.tolist())
-        pos += len(take)
-    return len(index)
+        take = slice(pos, min(len(index), pos + int(rng.integers(10, 81))))
+        sent[take] = true[take] + rng.uniform(0.0, 0.010)
+        outlet.push_chunk(rng.standard_normal((len(sent[take]), n_ch)).astype(np.float32),
+                          sent[take].tolist())
+        pos = take.stop
+    return true, sent
 
 
 @pytest.mark.parametrize(("rate", "n_ch"), [(1000.0, 19), (2048.0, 128)])
@@ -120,12 +121,15 @@ def test_chunks_stamped_on_arrival_are_not_a_loss(rate, n_ch):
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_ch, rate, "float32", name))
     inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S)
     inlet.open()
-    sent = _push_jittered(outlet, rate, 4.0, seed=int(rate))
-    _, ts, gaps = _receive(inlet, sent)
+    true, sent = _push_jittered(outlet, rate, 4.0, seed=int(rate))
+    _, ts, gaps = _receive(inlet, len(sent))
     inlet.close()
     c = inlet.counters
-    assert (c.samples_received, c.samples_lost, c.gaps, gaps) == (sent, 0, 0, [])
-    assert np.max(np.diff(ts)) > 5e-3  # the stamps did jitter by more than the old rule's 4 samples
+    assert (c.samples_received, c.samples_lost, c.gaps, gaps) == (len(sent), 0, 0, [])
+    assert np.max(np.diff(sent)) > 5e-3  # jittered by more than the old rule's 4 samples
+    # Handed on at their place on the timeline: never later than stamped, nor earlier than
+    # sampled (delays are never negative).
+    assert np.all(ts <= sent + CLOCK_SYNC_S) and np.all(ts >= true - CLOCK_SYNC_S)
 
 
 @pytest.mark.parametrize(("rate", "n_ch", "missing"), [(1000.0, 19, 250), (2048.0, 128, 500)])
@@ -134,8 +138,8 @@ def test_a_real_hole_among_jittered_chunks_is_counted_with_its_size(rate, n_ch, 
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_ch, rate, "float32", name))
     inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S)
     inlet.open()
-    sent = _push_jittered(outlet, rate, 4.0, seed=int(rate) + 1, hole=(2.0, missing))
-    _, _, gaps = _receive(inlet, sent)
+    _, sent = _push_jittered(outlet, rate, 4.0, seed=int(rate) + 1, hole=(2.0, missing))
+    _, _, gaps = _receive(inlet, len(sent))
     inlet.close()
     c = inlet.counters
     assert c.gaps == 1 and gaps == [round(2.0 * rate)]
@@ -155,11 +159,56 @@ def test_clock_drift_under_jitter_is_followed_not_counted(ppm):
     breaks, lost, pos = [], [], 0
     while pos < len(index):
         size = int(rng.integers(10, 81))
-        b, m = timeline.place(true[pos:pos + size] + rng.uniform(0.0, 0.010))
+        b, m, _ = timeline.place(true[pos:pos + size] + rng.uniform(0.0, 0.010))
         breaks += (pos + b).tolist()
         lost += m.tolist()
         pos += size
     assert breaks == [hole_at] and 100 <= lost[0] <= 110
+
+
+def test_a_chunk_held_back_within_max_jitter_keeps_its_place_on_the_timeline():
+    """A source known to deliver up to 0.5 s late (``max_jitter``): one chunk stamped 0.3 s
+    late, every sample there. No gap, and its samples are handed on at their true times."""
+    name = f"held-{uuid.uuid4().hex[:8]}"
+    outlet = _outlet(name, name)
+    inlet = EEGInlet(name=name, resolve_timeout=EVENTUALLY_S, max_jitter=0.5)
+    inlet.open()
+    true = pylsl.local_clock() + np.arange(1000) / RATE
+    for k in range(0, 1000, 25):
+        late = 0.3 if k == 500 else 0.0
+        outlet.push_chunk(np.zeros((25, 4), np.float32), (true[k:k + 25] + late).tolist())
+    _, ts, gaps = _receive(inlet, 1000)
+    inlet.close()
+    assert (inlet.counters.gaps, inlet.counters.samples_lost, gaps) == (0, 0, [])
+    np.testing.assert_allclose(ts, true, atol=CLOCK_SYNC_S, rtol=0)
+
+
+def test_a_clock_reset_breaks_the_stream_and_loses_no_sample(stream):
+    _, outlet, inlet = stream
+    t0 = pylsl.local_clock()
+    outlet.push_chunk(np.zeros((100, 4), np.float32), (t0 + np.arange(100) / RATE).tolist())
+    # The source's clock starts again 5 s earlier.
+    outlet.push_chunk(np.zeros((100, 4), np.float32), (t0 - 5 + np.arange(100) / RATE).tolist())
+    _, ts, gaps = _receive(inlet, 200)
+    c = inlet.counters
+    assert (c.gaps, c.samples_lost, gaps) == (1, 0, [100])
+    np.testing.assert_allclose(ts[100:], t0 - 5 + np.arange(100) / RATE, atol=CLOCK_SYNC_S,
+                               rtol=0)
+
+
+def test_a_late_chunk_and_its_back_dated_backlog_are_one_gap():
+    """A chunk stamped 0.3 s late (beyond the 20 ms tolerance: a gap with 300 samples, as
+    far as the timeline can tell), then the backlog, each chunk back-dated onto the one
+    before (stamped 40 ms earlier than its place) until punctual: one gap, no clock reset."""
+    timeline = SampleTimeline(1000.0, 0.02)
+    delays = [0.0] * 50 + [0.3 - 0.04 * k for k in range(8)] + [0.0] * 50
+    placed = [timeline.place(np.arange(40 * k, 40 * k + 40) / 1000.0 + delay)
+              for k, delay in enumerate(delays)]
+    gaps = [(k, p.lost.tolist()) for k, p in enumerate(placed) if len(p.breaks)]
+    assert gaps == [(50, [300])]
+    # A clock reset beyond what that gap counted still breaks.
+    reset = timeline.place(np.arange(40) / 1000.0)
+    assert (reset.breaks.tolist(), reset.lost.tolist()) == ([0], [0])
 
 
 def test_a_source_that_has_not_sent_yet_is_starting_not_stalled(stream):

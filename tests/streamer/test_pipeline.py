@@ -234,6 +234,49 @@ def test_a_complete_stream_with_jittered_chunk_stamps_yields_every_window(make_c
     np.testing.assert_allclose([r.t_last for r in results], expected, atol=0.015, rtol=0)
 
 
+@pytest.mark.parametrize(("stamped_late", "max_jitter"), [(0.3, 0.5), (0.0, 0.02)])
+def test_a_chunk_held_back_then_delivered_yields_every_window(make_config, stamped_late,
+                                                               max_jitter):
+    """1 kHz, every sample sent, one chunk held back 0.3 s: stamped on delivery by a source
+    known to be that late (``max_jitter``), or with its own stamps. No gap, no loss, and
+    every window is cut, stamped with its last sample's true time."""
+    rate = 1000.0
+    name = f"held-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo(name, "EEG", len(TEN_TWENTY), rate, "float32", name)
+    write_channels(info, [ChannelInfo(c, "microvolts", "EEG") for c in TEN_TWENTY])
+    outlet = pylsl.StreamOutlet(info)
+    config = make_config(name, hop=0.25).override(**{
+        "models.tokenizer": "none", "models.classifier": "none",
+        "stream.max_jitter": max_jitter})
+    pipe = Pipeline(config).start()
+    n, held = round(4.0 * rate), round(2.0 * rate)
+    data = (20 * np.random.default_rng(3).standard_normal((n, len(TEN_TWENTY)))).astype(
+        np.float32)
+    t0 = pylsl.local_clock()
+    for k in range(0, n, 40):  # in real time, 40 ms chunks
+        stamps = t0 + np.arange(k, k + 40) / rate
+        delay = 0.3 if k == held else 0.0
+        while pylsl.local_clock() < stamps[-1] + delay:
+            time.sleep(0.001)
+        outlet.push_chunk(data[k:k + 40], (stamps + (stamped_late if delay else 0.0)).tolist())
+    # Output k stands for source position k * rate / 200: a window ends one 200 Hz sample
+    # before each hop.
+    expected = t0 + np.arange(1.0, 4.0, 0.25) - 1 / 200
+    wait_until(lambda: pipe.hub.status().samples_received == n
+               and any(r.t_last > expected[-1] - 0.1 for r in pipe.hub.since(-1)),
+               "every sample and the window at the end of the stream")
+    pipe.stop()
+    s = pipe.hub.status()
+    done = np.array([r.t_last for r in pipe.hub.since(-1)])
+    assert (s.samples_received, s.samples_lost, s.gaps) == (n, 0, 0)
+    # Every window was cut: run, or replaced by a newer one before inference took it (the
+    # held chunk completes two at once).
+    assert len(done) + s.windows_dropped == len(expected)
+    nearest = expected[np.abs(done[:, None] - expected).argmin(axis=1)]
+    assert len(set(nearest)) == len(done)
+    np.testing.assert_allclose(done, nearest, atol=CLOCK_SYNC_S, rtol=0)
+
+
 def test_a_gap_is_reported_and_no_window_spans_it(make_config):
     name = f"gap-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo(name, "EEG", len(LABELS), RATE, "float32", name)

@@ -49,23 +49,27 @@ def test_sliding_windows_identical_whatever_the_chunks() -> None:
 
 def test_gap_restarts_accumulation_and_is_reported() -> None:
     data, times = _signal(2000)
-    times = times.copy()
-    times[1000:] += 3.0  # the stream stalled for 3 s
-    windows = _feed(SlidingWindows(n_patches=2, hop_s=0.5), data, times, [333] * 7)
+    scheduler = SlidingWindows(n_patches=2, hop_s=0.5)
+    windows = _feed(scheduler, data[:1000], times[:1000], [333] * 4)
+    scheduler.mark_gap()  # where the inlet found one
+    windows += _feed(scheduler, data[1000:], times[1000:] + 3.0, [333] * 4)
     assert [w.index for w in windows] == list(range(len(windows)))
     for w in windows:
-        span = w.data[0]
-        assert np.all(np.diff(span) == 1), "a window mixed data across the gap"
+        assert np.all(np.diff(w.data[0]) == 1), "a window mixed data across the gap"
     after = [w for w in windows if w.data[0][0] >= 1000]
     assert after[0].gap and after[0].data[0][0] == 1000
     assert not any(w.gap for w in windows if w is not after[0])
-    scheduler = SlidingWindows(n_patches=2, hop_s=0.5)
-    scheduler.feed(data[:1000], times[:1000])
-    across = scheduler.feed(data[1000:], times[1000:])
-    assert across[0].gap and across[0].data[0][0] == 1000
-    # A clock running backwards (stream restarted with a reset clock) is a gap too.
-    backwards = scheduler.feed(data[:500], times[:500])
-    assert backwards[0].gap
+
+
+def test_times_that_jump_are_not_a_gap_of_their_own() -> None:
+    """Gaps are the inlet's: a stretch of late times it judged complete (forward, then
+    back) breaks nothing here, so every window is cut."""
+    data, times = _signal(2000)
+    late = times.copy()
+    late[900:960] += 0.3
+    windows = _feed(SlidingWindows(n_patches=2, hop_s=0.5), data, late, [40] * 50)
+    assert [w.data[0][-1] for w in windows] == list(range(399, 2000, 100))
+    assert not any(w.gap for w in windows)
 
 
 def test_marker_locked_window_contains_the_marked_sample() -> None:
@@ -87,11 +91,11 @@ def test_marker_locked_window_contains_the_marked_sample() -> None:
 
 def test_marker_before_a_gap_or_too_old_is_dropped() -> None:
     data, times = _signal(2000)
-    times = times.copy()
-    times[1000:] += 5.0
     locked = MarkerLockedWindows(offset_s=0.0, length_patches=1, history_s=3.0)
     locked.add_marker(times[950], "spans-gap")
-    windows = _feed(locked, data, times, [100] * 20)
+    windows = _feed(locked, data[:1000], times[:1000], [100] * 10)
+    locked.mark_gap()
+    windows += _feed(locked, data[1000:], times[1000:] + 5.0, [100] * 10)
     assert windows == [] and locked.n_skipped == 1
     windows = locked.add_marker(times[10], "too-old")
     assert windows == [] and locked.n_skipped == 2
