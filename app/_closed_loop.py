@@ -156,7 +156,7 @@ def run_checker_closed_loop(
     reached = onsets + spec.marker_offset + spec.n_patches <= replay.duration
     rows = [offline.channels.index(c) for c in spec.channels]
     x, y, onsets = x[reached][:, rows], y[reached], onsets[reached]
-    probabilities = (decoder.adapter() if adapt else decoder).probabilities(x)
+    probabilities = (decoder.session(adapt) or decoder).probabilities(x)
     return ClosedLoopReport(
         live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
         offline_accuracy=balanced_accuracy(probabilities, y), offline_probabilities=probabilities,

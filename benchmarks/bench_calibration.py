@@ -16,6 +16,11 @@ other subject:
 - session mixture: label-free, from the other subject's own scores (a two-Gaussian
   mixture with tied variance, ``T = variance / distance of the means``); it reads the
   whole session at once, so it only says what such a fit could give;
+- session agreement (kept): label-free and causal, what a live run does
+  (``decoders._session_confidence``): each epoch's temperature makes the mean confidence of
+  the epochs before it equal their estimated accuracy (committee agreement, class
+  balance); the bound for the first 20. Two more rows draw the committee's halves
+  with other seeds, to show how much the choice of halves moves it;
 - oracle: the best temperature on the other subject's labels: what a temperature could
   reach at best, not a method.
 
@@ -32,18 +37,21 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
-from neurorvq_stream.decoders import KINDS, calibration_report
+from neurorvq_stream.decoders import KINDS, SessionAdapter, calibration_report
 from neurorvq_stream.decoders._calibrated import (
     TemperatureScaling,
-    _log_t_at_confidence,
-    _logits,
     decision_scores,
+    logits_of,
+    temperature_at_confidence,
 )
 from neurorvq_stream.decoders._metrics import negative_log_likelihood
+from neurorvq_stream.decoders._session_confidence import fit_committee
 from neurorvq_stream.training._decoder_set import N_FOLDS, _folds
 from neurorvq_stream.training.transfer import TRANSFER_KINDS, Direction, directions
 
 TASKS = ("checker", "face-house", "press")
+#: Committees of the session rows: the one ``calibrate`` fits (seed 0) and two others.
+COMMITTEE_SEEDS = (0, 1, 2)
 
 
 def _with_temperature(t: float) -> TemperatureScaling:
@@ -62,12 +70,6 @@ def _out_of_fold(d: Direction, folds: list) -> np.ndarray:
     return oof
 
 
-def _temperature_at_confidence(scores: np.ndarray, target: float) -> float:
-    logits = _logits(scores)
-    spread = float(np.std(logits))
-    return spread * float(np.exp(_log_t_at_confidence(logits / spread, target)))
-
-
 class Case:
     """One direction's scores: out of fold (both fold kinds) and on the other subject."""
 
@@ -78,6 +80,11 @@ class Case:
         self.blocked = _out_of_fold(d, list(KFold(N_FOLDS).split(e.y)))
         self.test = decision_scores(d.decoder.model.estimator, d.epochs.x.astype(np.float64))
         self.test_y = d.epochs.y
+        # the session's temperature with committees drawn from other halves (seeds)
+        self.session = [SessionAdapter(fit_committee(d.decoder.model, e.x.astype(np.float64),
+                                                     e.y, seed=seed),
+                                       recentre=False).probabilities(d.epochs.x)
+                        for seed in COMMITTEE_SEEDS]
         self.cv = float(np.mean((self.stratified[:, 0] > 0) == self.y))
 
     def ece(self, t: float) -> float:
@@ -122,10 +129,11 @@ def main() -> None:
         c.stratified, c.y).likelihood_temperature_)
     fixed("likelihood, time-blocked folds", lambda c: TemperatureScaling().fit(
         c.blocked, c.y).likelihood_temperature_)
-    fixed("**bound (kept)**", lambda c: TemperatureScaling().fit(c.stratified, c.y).temperature_)
+    fixed("**bound (kept: at calibration, a session's first 20 windows)**",
+          lambda c: TemperatureScaling().fit(c.stratified, c.y).temperature_)
     for name, temperature, grid in (
-        ("discount l (LOTO)", lambda c, v: _temperature_at_confidence(
-            c.stratified, 0.5 + v * (c.cv - 0.5)), np.linspace(0.05, 1.0, 20)),
+        ("discount l (LOTO)", lambda c, v: temperature_at_confidence(
+            logits_of(c.stratified), 0.5 + v * (c.cv - 0.5)), np.linspace(0.05, 1.0, 20)),
         ("floor c (LOTO)", lambda c, v: max(TemperatureScaling().fit(
             c.stratified, c.y).likelihood_temperature_, v * float(np.std(c.stratified))),
          np.exp(np.linspace(np.log(0.02), np.log(20.0), 31))),
@@ -133,6 +141,10 @@ def main() -> None:
         result = _leave_one_task_out(cases, temperature, grid)
         rows[name] = [f"{e:.3f} ({v:.2f})" for e, v in result]
     fixed("session mixture (label-free, whole session)", _mixture)
+    for seed in COMMITTEE_SEEDS:
+        name = "session agreement (causal" + (", kept)" if seed == 0 else f", seed {seed})")
+        rows[f"**{name}**" if seed == 0 else name] = [
+            f"{calibration_report(c.session[seed], c.test_y).ece:.3f}" for c in cases]
     fixed("oracle (test labels; not a method)", _oracle)
     print("ECE (10 bins) on the other subject; LOTO: parameter in brackets.\n")
     print("| option | " + " | ".join(c.name for c in cases) + " | mean | max |")

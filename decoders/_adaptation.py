@@ -24,7 +24,11 @@ joins the state. Until ``warmup_windows`` windows have been seen the decoder run
 trained (a mean of a few windows is noisier than the shift it corrects). The running means
 assume the session's windows mix the classes as the training ones did (marker-locked
 paradigms alternate their classes); a long run of one class pulls the mean towards it.
-The calibration and the typicality gate apply as trained.
+
+The adapter also tempers the probabilities to the session's estimated accuracy
+(``_session_confidence``), whether or not it re-centres (``recentre``): a live run
+classifies every window of a scikit-learn decoder through one. The typicality gate applies
+as trained.
 """
 
 from __future__ import annotations
@@ -40,16 +44,13 @@ from sklearn.preprocessing import StandardScaler
 
 from ._calibrated import CalibratedModel, decision_scores
 from ._protocol import check_window
+from ._session_confidence import WARMUP_WINDOWS, SessionConfidence
 from ._spec import WindowSpec
 
 try:  # pyriemann >= 0.12
     from pyriemann.geometry.geodesic import geodesic_riemann
 except ImportError:  # older pyriemann
     from pyriemann.utils.geodesic import geodesic_riemann
-
-#: Windows seen before the adapter starts acting (about 10 per class for two classes).
-WARMUP_WINDOWS = 20
-
 
 def _pipelines(estimator: BaseEstimator) -> Iterator[Pipeline]:
     """Every Pipeline inside ``estimator`` (itself included), depth first."""
@@ -76,23 +77,15 @@ def _tangent_spaces(estimator: BaseEstimator) -> list[tuple[Pipeline, int]]:
             if isinstance(step, TangentSpace)]
 
 
-class SessionAdapter:
-    """A decoder re-centred on the running session (see the module docstring).
+class Recentring:
+    """One fitted estimator's decision scores with its input re-centred on the session
+    (module docstring), causally; it moves a copy, never ``estimator`` itself."""
 
-    Like a :class:`Decoder`: ``predict_proba(window)`` (C, T) -> (K,), ``probabilities(x)``
-    for windows (n, C, T) in the order they arrived -> (n, K); each window is classified
-    from the state before it, then joins the state. With a ``spec`` windows are checked
-    against it. One adapter per session: ``reset()`` starts a new one.
-    """
-
-    def __init__(self, model: CalibratedModel, warmup_windows: int = WARMUP_WINDOWS,
-                 spec: WindowSpec | None = None) -> None:
+    def __init__(self, estimator: BaseEstimator, warmup_windows: int) -> None:
         if warmup_windows < 1:
             raise ValueError(f"warmup_windows must be at least 1, got {warmup_windows}.")
         self.warmup_windows = warmup_windows
-        self.spec = spec
-        self._model = model
-        self._estimator = copy.deepcopy(model.estimator)  # its references move; not the model's
+        self._estimator = copy.deepcopy(estimator)
         self._spaces = _tangent_spaces(self._estimator)
         self.method = "riemannian re-centring" if self._spaces else "running standardisation"
         self._trained_refs = [p.steps[i][1].reference_ for p, i in self._spaces]
@@ -101,32 +94,18 @@ class SessionAdapter:
         self.reset()
 
     @property
-    def n_seen(self) -> int:
-        """Windows of this session seen so far."""
-        return self._n
-
-    @property
     def active(self) -> bool:
-        """Whether the next window is classified re-centred (warm-up over)."""
+        """Whether the next window is re-centred (warm-up over)."""
         return self._n >= self.warmup_windows
 
     def reset(self) -> None:
-        """Forget the session (a new recording, another cap placement)."""
         self._n = 0
         self._means: list[np.ndarray | None] = [None] * len(self._spaces)
         self._sum = self._sum_sq = 0.0
 
-    def predict_proba(self, window: np.ndarray) -> np.ndarray:
-        """One window (C, T) uV -> calibrated (K,), then the window joins the state."""
-        return self.probabilities(np.asarray(window)[None])[0]
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities (n, K) of windows (n, C, T), one at a time, causally."""
-        x = (check_window(self.spec, x) if self.spec is not None
-             else np.asarray(x, dtype=np.float64))
-        scores = (self._riemannian(x) if self._spaces else self._standardised(x))
-        p = self._model.calibrator.predict_proba(scores)
-        return p if self._model.gate is None else self._model.gate.shrink(p, x)
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Decision scores of windows (n, C, T), one at a time; each then joins the state."""
+        return self._riemannian(x) if self._spaces else self._standardised(x)
 
     def _riemannian(self, x: np.ndarray) -> np.ndarray:
         # The covariances each tangent space is given, for all windows at once: they do
@@ -160,6 +139,60 @@ class SessionAdapter:
             self._sum = self._sum + raw
             self._sum_sq = self._sum_sq + raw**2
         return np.vstack(scores)
+
+
+class SessionAdapter:
+    """A decoder adapted to the running session (see the module docstring): re-centred
+    when ``recentre``, its confidence tempered to the session either way (from the
+    committee as trained: re-centring the committee too made it agree more and the
+    confidence worse, README "Adaptation to the session without labels").
+
+    Like a :class:`Decoder`: ``predict_proba(window)`` (C, T) -> (K,), ``probabilities(x)``
+    for windows (n, C, T) in the order they arrived -> (n, K); each window is classified
+    from the state before it, then joins the state. With a ``spec`` windows are checked
+    against it. One adapter per session: ``reset()`` starts a new one.
+    """
+
+    def __init__(self, model: CalibratedModel, warmup_windows: int = WARMUP_WINDOWS,
+                 spec: WindowSpec | None = None, recentre: bool = True) -> None:
+        self.confidence = SessionConfidence(model, warmup_windows)
+        self.spec = spec
+        self.recentre = recentre
+        self._model = model
+        self._recentring = Recentring(model.estimator, warmup_windows) if recentre else None
+        self.method = self._recentring.method if self._recentring else "none"
+        self._n = 0
+
+    @property
+    def n_seen(self) -> int:
+        """Windows of this session seen so far."""
+        return self._n
+
+    @property
+    def active(self) -> bool:
+        """Whether the next window is classified re-centred (warm-up over)."""
+        return self._recentring is not None and self._recentring.active
+
+    def reset(self) -> None:
+        """Forget the session (a new recording, another cap placement)."""
+        self._n = 0
+        self.confidence.reset()
+        if self._recentring is not None:
+            self._recentring.reset()
+
+    def predict_proba(self, window: np.ndarray) -> np.ndarray:
+        """One window (C, T) uV -> calibrated (K,), then the window joins the state."""
+        return self.probabilities(np.asarray(window)[None])[0]
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (n, K) of windows (n, C, T), one at a time, causally."""
+        x = (check_window(self.spec, x) if self.spec is not None
+             else np.asarray(x, dtype=np.float64))
+        self._n += len(x)
+        scores = (decision_scores(self._model.estimator, x) if self._recentring is None
+                  else self._recentring.scores(x))
+        p = self.confidence.probabilities(scores, x)
+        return p if self._model.gate is None else self._model.gate.shrink(p, x)
 
 
 def _feature_stage(estimator: BaseEstimator

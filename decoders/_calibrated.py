@@ -48,7 +48,7 @@ def decision_scores(estimator: BaseEstimator, x: np.ndarray) -> np.ndarray:
     return scores.reshape(len(x), -1)
 
 
-def _logits(scores: np.ndarray) -> np.ndarray:
+def logits_of(scores: np.ndarray) -> np.ndarray:
     """Two-class scores (n, 1) as logits [0, s]; K-class scores as they are."""
     return np.hstack([np.zeros_like(scores), scores]) if scores.shape[1] == 1 else scores
 
@@ -76,20 +76,19 @@ class TemperatureScaling(BaseEstimator):
     """
 
     def fit(self, scores: np.ndarray, y: np.ndarray) -> TemperatureScaling:
-        logits = _logits(np.asarray(scores, dtype=np.float64))
+        logits = logits_of(np.asarray(scores, dtype=np.float64))
         y = np.asarray(y)
         spread = float(np.std(logits)) or 1.0
         self.likelihood_temperature_ = spread * np.exp(_likelihood_log_t(logits / spread, y))
         n_correct = int(np.sum(logits.argmax(axis=1) == y))
         self.accuracy_bound_ = accuracy_lower_bound(n_correct, len(y))
-        self.bound_temperature_ = spread * np.exp(
-            _log_t_at_confidence(logits / spread, self.accuracy_bound_))
+        self.bound_temperature_ = temperature_at_confidence(logits, self.accuracy_bound_)
         self.temperature_ = float(max(self.likelihood_temperature_, self.bound_temperature_))
         self.classes_ = np.arange(logits.shape[1])
         return self
 
     def predict_proba(self, scores: np.ndarray) -> np.ndarray:
-        return softmax(_logits(np.asarray(scores, dtype=np.float64)) / self.temperature_,
+        return softmax(logits_of(np.asarray(scores, dtype=np.float64)) / self.temperature_,
                        axis=1)
 
 
@@ -108,6 +107,13 @@ def _likelihood_log_t(logits: np.ndarray, y: np.ndarray) -> float:
         return -float(np.sum(weights * ll) / np.sum(weights))
 
     return float(minimize_scalar(loss, bounds=_LOG_T_RANGE, method="bounded").x)
+
+
+def temperature_at_confidence(logits: np.ndarray, target: float) -> float:
+    """The temperature at which the mean top probability of ``logits`` (n, K) is ``target``
+    (searched over the range the fits use, relative to the logits' spread)."""
+    spread = float(np.std(logits)) or 1.0
+    return spread * float(np.exp(_log_t_at_confidence(logits / spread, target)))
 
 
 def _log_t_at_confidence(logits: np.ndarray, target: float) -> float:
@@ -144,14 +150,27 @@ def calibration_summary(calibrator: TemperatureScaling) -> dict:
 
 class CalibratedModel(ClassifierMixin, BaseEstimator):
     """A fitted decoder pipeline, the calibrator fitted on its out-of-fold scores, and the
-    gate that draws windows unlike the training ones towards the prior (``_typicality``)."""
+    gate that draws windows unlike the training ones towards the prior (``_typicality``).
+
+    ``committee`` (copies fitted on halves of the epochs) and ``class_shares`` (the
+    training classes' shares) let a session estimate its own accuracy
+    (``_session_confidence``); files written before them have neither.
+    """
+
+    # What a file written before committees reads as (skops restores the attributes saved).
+    committee: list[BaseEstimator] | None = None
+    class_shares: np.ndarray | None = None
 
     def __init__(self, estimator: BaseEstimator | None = None,
                  calibrator: TemperatureScaling | None = None,
-                 gate: TypicalityGate | None = None) -> None:
+                 gate: TypicalityGate | None = None,
+                 committee: list[BaseEstimator] | None = None,
+                 class_shares: np.ndarray | None = None) -> None:
         self.estimator = estimator
         self.calibrator = calibrator
         self.gate = gate
+        self.committee = committee
+        self.class_shares = class_shares
 
     @property
     def classes_(self) -> np.ndarray:

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ._adaptation import WARMUP_WINDOWS, SessionAdapter
+from ._adaptation import SessionAdapter
 from ._calibrated import CalibratedModel
 from ._protocol import DecoderError, check_window, describe_scores
+from ._session_confidence import WARMUP_WINDOWS
 from ._spec import WindowSpec
 from ._typicality import TypicalityGate
 
@@ -48,10 +49,17 @@ class SklearnDecoder:
                                                            self.spec.n_samples))
         self.predict_proba(noise)
 
-    def adapter(self, warmup_windows: int = WARMUP_WINDOWS) -> SessionAdapter:
-        """This decoder re-centred on the running session's unlabelled windows, causally
-        (``_adaptation``); a new adapter per session."""
-        return SessionAdapter(self.model, warmup_windows, self.spec)
+    def adapter(self, warmup_windows: int = WARMUP_WINDOWS,
+                recentre: bool = True) -> SessionAdapter:
+        """This decoder adapted to the running session's unlabelled windows, causally
+        (``_adaptation``): its confidence always, its input when ``recentre``; a new adapter
+        per session."""
+        return SessionAdapter(self.model, warmup_windows, self.spec, recentre)
+
+    def session(self, adapt: bool = False) -> SessionAdapter | None:
+        if adapt or self.model.committee:
+            return self.adapter(recentre=adapt)
+        return None
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "
@@ -98,11 +106,16 @@ class HeadDecoder:
     def warmup(self) -> None:
         self.engine.warmup(self.spec.channels, self.spec.n_patches)
 
-    def adapter(self, warmup_windows: int = WARMUP_WINDOWS) -> SessionAdapter:
-        """Refused: a head's input layer is a network, with no linear step to re-centre."""
+    def adapter(self, warmup_windows: int = WARMUP_WINDOWS,
+                recentre: bool = True) -> SessionAdapter:
+        """Refused: a head's input layer is a network, with no linear step to re-centre
+        (and it has no committee to temper its confidence with)."""
         raise DecoderError(f"{self.kind} has no session adaptation (a NeuroRVQ head's input "
                            "is a network); run it without --adapt, or calibrate a "
                            "scikit-learn decoder.")
+
+    def session(self, adapt: bool = False) -> SessionAdapter | None:
+        return self.adapter() if adapt else None
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from ._spec import WindowSpec
+
+if TYPE_CHECKING:
+    from ._adaptation import SessionAdapter
 
 
 class DecoderError(ValueError):
@@ -36,6 +39,11 @@ class Decoder(Protocol):
 
     def warmup(self) -> None:
         """Run once on a zero window so the first live window is not slow."""
+
+    def session(self, adapt: bool = False) -> SessionAdapter | None:
+        """What classifies one live session's windows, in order: an adapter (confidence
+        tempered to the session, input re-centred when ``adapt``), or None where the
+        decoder serves alone (no committee in its file, no ``adapt``)."""
 
     def describe(self) -> str:
         """One line: kind, classes, CV score and, for network heads, the backend."""

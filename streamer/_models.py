@@ -32,8 +32,9 @@ logger = logging.getLogger("neurorvq_stream")
 class BoundDecoder:
     """A decoder, the file it came from, and the rows of a window that are its channels.
 
-    With ``adapter`` (``run --adapt``), windows are classified through the decoder's
-    session adapter, which re-centres its input on this session's windows, causally.
+    With ``adapter``, windows are classified through the decoder's session adapter, which
+    tempers its confidence to this session's windows (and re-centres its input on them with
+    ``run --adapt``), causally.
     """
 
     decoder: Decoder
@@ -58,6 +59,11 @@ class BoundDecoder:
     @property
     def class_names(self) -> tuple[str, ...]:
         return tuple(self.decoder.class_names)
+
+    @property
+    def recentred(self) -> bool:
+        """Whether its input is re-centred on the session (``run --adapt``)."""
+        return self.adapter is not None and self.adapter.recentre
 
     def truth(self, marker: str | None) -> str | None:
         """The class a trial opened by ``marker`` belongs to (None: not one of its trials)."""
@@ -101,21 +107,22 @@ class Models:
                         run_spec: WindowSpec, adapt: bool = False) -> BoundDecoder:
         """Load, bind and warm the decoder in ``path`` (not yet the current one).
 
-        ``run_spec`` (the run's own windows) serves a head that records none; ``adapt``
-        gives it a fresh session adapter (a decoder without one is a ``DecoderError``).
+        ``run_spec`` (the run's own windows) serves a head that records none. Each load
+        gets a fresh session (``Decoder.session``); ``adapt`` re-centres it (a decoder
+        without re-centring is a ``DecoderError``).
         """
         from neurorvq_stream.decoders import load_decoder
 
         decoder = load_decoder(path, backend=self.backend, run_spec=run_spec)
         bound = BoundDecoder.bind(decoder, path, channels)
         bound.decoder.warmup()
-        return dataclasses.replace(bound, adapter=decoder.adapter()) if adapt else bound
+        return dataclasses.replace(bound, adapter=decoder.session(adapt))
 
     def describe(self) -> str:
         parts = [self.tokenizer.describe()] if self.tokenizer is not None else []
         if self.classifier is not None:
             adapted = (", re-centred on this session's windows"
-                       if self.classifier.adapter is not None else "")
+                       if self.classifier.recentred else "")
             parts.append(self.classifier.decoder.describe() + adapted)
         return " | ".join(parts) or "no model"
 
@@ -132,7 +139,7 @@ class Models:
                 classes = f"{len(d.class_names)} classes"
             cv = (f", CV {d.scores['cv_mean']:.2f} ± {d.scores.get('cv_std', 0.0):.2f}"
                   if "cv_mean" in d.scores else ", no CV score")
-            adapted = ", adapted" if self.classifier.adapter is not None else ""
+            adapted = ", adapted" if self.classifier.recentred else ""
             parts.append(f"decoder {self.classifier.path.name}: {d.kind}, {classes}{cv}"
                          f"{adapted}")
         return " | ".join(parts) or "no model"

@@ -41,6 +41,7 @@ from neurorvq_stream.decoders._decoders import SklearnDecoder
 from neurorvq_stream.decoders._features import FoundationFeatures
 from neurorvq_stream.decoders._kinds import HEAD_KINDS
 from neurorvq_stream.decoders._persistence import annotate_head, save_sklearn_decoder
+from neurorvq_stream.decoders._session_confidence import fit_committee
 from neurorvq_stream.decoders._typicality import TypicalityGate
 from neurorvq_stream.engines._api import prepare_window
 from neurorvq_stream.engines._checkpoint import build_foundation_model, save_checkpoint
@@ -286,6 +287,15 @@ def fit_decoders(
                                     {"summary": KINDS[kind].summary, **provenance}))
     bar.close()
     return fitted
+
+
+def add_committee(fitted: FittedDecoder, seed: int = 0) -> None:
+    """Give a scikit-learn decoder the committee a live session estimates its accuracy from
+    (``decoders._session_confidence``); only the decoder that is kept needs one."""
+    if fitted.model is not None:
+        e = fitted.epochs
+        with threadpool_limits(limits=1, user_api="blas"):
+            fitted.model = fit_committee(fitted.model, e.x.astype(np.float64), e.y, seed=seed)
 
 
 def choose(fitted: Sequence[FittedDecoder], requested: str | None = None

@@ -30,7 +30,14 @@ from neurorvq_stream.streamer._quality import assess_window
 
 from ._cards import write_card
 from ._data import class_marker_map, marker_windows, preprocess_recording
-from ._decoder_set import FittedDecoder, LabelledEpochs, choose, file_suffix, fit_decoders
+from ._decoder_set import (
+    FittedDecoder,
+    LabelledEpochs,
+    add_committee,
+    choose,
+    file_suffix,
+    fit_decoders,
+)
 
 # What calibrate trains unless told otherwise: every kind but the full fine-tune, which
 # takes minutes per fold on a CPU (``--full-finetune`` adds it).
@@ -304,6 +311,7 @@ def calibrate(
                             window_spec(config, got.channels, class_markers), class_markers)
     fitted = fit_decoders(kinds, epochs, foundation_model, seed, progress)
     chosen, reason = choose(fitted, decoder)
+    add_committee(chosen, seed)
     chosen.provenance.update(trained_by="neurorvq-stream calibrate", source=source,
                              recorded_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     path = chosen.save(output_path(output, chosen.kind))

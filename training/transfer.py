@@ -6,11 +6,12 @@ among ``--decoders``), trained exactly as ``calibrate`` trains it, then applied 
 other subject's epochs in the order they were recorded.
 
 - ``--calibration``: balanced accuracy, ECE (10 bins), mean confidence against accuracy
-  and NLL on all of the other subject's epochs; "before" is the temperature that best
-  fits the out-of-fold scores alone (the calibration of files written by 0.2.0), "after"
-  that temperature no more confident than the out-of-fold accuracy's lower bound.
-- ``--adaptation``: the decoder without and with its session adapter
-  (``decoder.adapter()``), both scored on the epochs after the first ``ADAPT_SHARE`` of
+  and NLL on all of the other subject's epochs, for three temperatures: the one that best
+  fits the out-of-fold scores alone (files written by 0.2.0), that one no more confident
+  than the out-of-fold accuracy's lower bound ("bound"), and the session's own
+  (``_session_confidence``: causal, the bound for its first windows) that a live run uses.
+- ``--adaptation``: the decoder without and with re-centring (``decoder.adapter()``),
+  both tempered to the session and scored on the epochs after the first ``ADAPT_SHARE`` of
   the session; the adapter sees those first epochs unlabelled (its warm-up) and then keeps
   learning from every epoch it has classified.
 
@@ -34,7 +35,7 @@ from neurorvq_stream.decoders._calibrated import CalibratedModel
 from neurorvq_stream.decoders._metrics import balanced_accuracy
 
 from ._data import PreprocessedRecording
-from ._decoder_set import FittedDecoder, LabelledEpochs, choose, fit_decoders
+from ._decoder_set import FittedDecoder, LabelledEpochs, add_committee, choose, fit_decoders
 from ._scoring import SUBJECTS
 from .evaluate import TASKS, task_epochs
 
@@ -67,6 +68,7 @@ def directions(tasks: Sequence[str], kinds: Sequence[str], seed: int = 0) -> Ite
         epochs = {s: task_epochs(task, s, cache) for s in SUBJECTS}
         for train, test in (SUBJECTS, SUBJECTS[::-1]):
             chosen, _ = choose(fit_decoders(kinds, epochs[train], None, seed, progress=False))
+            add_committee(chosen, seed)
             yield Direction(task.name, train, test, chosen, epochs[test])
 
 
@@ -78,28 +80,38 @@ def likelihood_only(model: CalibratedModel) -> CalibratedModel:
 
 
 def calibration_row(d: Direction) -> str:
-    """One markdown row: decoder, accuracy, ECE / confidence / NLL before -> after."""
+    """One markdown row: decoder, accuracy, ECE / confidence / NLL of the 0.2.0 temperature,
+    the bounded one, and the session's (causal, over the epochs in recording order)."""
     model = d.decoder.model
     x, y = d.epochs.x, d.epochs.y
-    before = calibration_report(likelihood_only(model).predict_proba(x), y)
-    after = calibration_report(model.predict_proba(x), y)
-    return (f"| {d.name} | {d.decoder.kind} | {after.balanced_accuracy:.3f} | "
-            f"{after.accuracy:.3f} | {before.ece:.3f} -> **{after.ece:.3f}** | "
-            f"{before.mean_confidence:.3f} -> **{after.mean_confidence:.3f}** | "
-            f"{before.nll:.2f} -> {after.nll:.2f} |")
+    reports = [calibration_report(p, y) for p in (
+        likelihood_only(model).predict_proba(x), model.predict_proba(x),
+        SessionAdapter(model, recentre=False).probabilities(x))]
+
+    def cells(values: list[float], digits: int) -> str:
+        *rest, last = (f"{v:.{digits}f}" for v in values)
+        return " -> ".join(rest) + f" -> **{last}**"
+
+    session = reports[-1]
+    return (f"| {d.name} | {d.decoder.kind} | {session.balanced_accuracy:.3f} | "
+            f"{session.accuracy:.3f} | {cells([r.ece for r in reports], 3)} | "
+            f"{cells([r.mean_confidence for r in reports], 3)} | "
+            f"{cells([r.nll for r in reports], 2)} |")
 
 
 CALIBRATION_HEADER = (
-    "| direction | decoder (chosen by CV) | balanced accuracy | accuracy | ECE before -> after "
-    "| mean confidence before -> after | NLL before -> after |\n|---|---|---|---|---|---|---|")
+    "| direction | decoder (chosen by CV) | balanced accuracy | accuracy "
+    "| ECE 0.2.0 -> bound -> session | mean confidence 0.2.0 -> bound -> session "
+    "| NLL 0.2.0 -> bound -> session |\n|---|---|---|---|---|---|---|")
 
 
 def adaptation_scores(d: Direction) -> tuple[float, float, float, float]:
-    """Balanced accuracy and ECE without and with the adapter, after the warm-up share."""
+    """Balanced accuracy and ECE without and with re-centring, after the warm-up share
+    (both tempered to the session)."""
     model = d.decoder.model
     x, y = d.epochs.x, d.epochs.y
     first = int(np.ceil(ADAPT_SHARE * len(y)))
-    plain = model.predict_proba(x[first:])
+    plain = SessionAdapter(model, warmup_windows=first, recentre=False).probabilities(x)[first:]
     adapted = SessionAdapter(model, warmup_windows=first).probabilities(x)[first:]
     return (balanced_accuracy(plain, y[first:]), balanced_accuracy(adapted, y[first:]),
             calibration_report(plain, y[first:]).ece,
@@ -108,7 +120,7 @@ def adaptation_scores(d: Direction) -> tuple[float, float, float, float]:
 
 ADAPTATION_HEADER = (
     "| direction | decoder (chosen by CV) | method | balanced accuracy without -> with "
-    "| change | ECE (bounded temperature) without -> with |\n|---|---|---|---|---|---|")
+    "| change | ECE (session temperature) without -> with |\n|---|---|---|---|---|---|")
 
 
 def main(argv: list[str] | None = None) -> None:

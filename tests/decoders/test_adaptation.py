@@ -63,10 +63,10 @@ def test_xdawn_reference_is_the_sessions_riemannian_mean(models, mixed):
     adapter = SessionAdapter(models["xdawn-tangent"], WARMUP)
     assert adapter.method == "riemannian re-centring"
     adapter.probabilities(mixed)
-    (pipeline, i), = adapter._spaces
+    (pipeline, i), = adapter._recentring._spaces
     session_mean = mean_riemann(pipeline[:i].transform(mixed))
     trained = models["xdawn-tangent"].estimator[0][1].reference_
-    assert distance_riemann(adapter._means[0], session_mean) < 0.1 * distance_riemann(
+    assert distance_riemann(adapter._recentring._means[0], session_mean) < 0.1 * distance_riemann(
         trained, session_mean)
 
 

@@ -1,0 +1,116 @@
+"""Confidence that follows the running session: a temperature set from its estimated accuracy.
+
+A temperature fitted when the decoder is calibrated knows only the calibration session:
+folds inside one session cannot show how much worse the next one will be, so a decoder
+that transfers badly stays over-confident (README, "Decoders and calibration"). The new
+session's windows carry no labels, but two facts about its accuracy can be read from them:
+
+- **Disagreement of a committee.** ``calibrate`` fits ``COMMITTEE_SIZE`` copies of the
+  decoder, each on a random half of the epochs of each class. On new data their mean
+  pairwise disagreement tracks the decoder's error rate (Jiang et al. 2022, "Assessing
+  generalization of SGD via disagreement"; Baek et al. 2022, "Agreement-on-the-line"): where
+  the session is unlike the training one, copies trained on different halves part ways.
+- **Class balance.** A decoder that gives class k to a share ``q_k`` of the windows, in a
+  paradigm whose classes come in shares ``p_k`` (those of the training epochs), is right
+  on at most ``sum_k min(q_k, p_k)`` of them: one that calls every window "face" in a
+  balanced face/house task is right half of the time at best, however its copies agree.
+
+The estimate is the smaller of ``1 - disagreement`` and that bound (at least chance, 1/K).
+Each window gets the temperature at which the mean top probability of the session's
+windows before it equals the estimate. Causal, like the adapter: the first
+``warmup_windows`` windows, and every window of a decoder file without a committee, keep
+the calibration-time temperature. Only the scale changes, so no decision changes.
+Measured on the six cross-subject directions of the bundled tasks
+(``benchmarks/bench_calibration.py``, README table).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from ._calibrated import CalibratedModel, decision_scores, logits_of, temperature_at_confidence
+
+#: Copies of the decoder in a committee (each fitted on half of the epochs).
+COMMITTEE_SIZE = 8
+#: Windows seen before the session's own temperature replaces the calibration-time one.
+WARMUP_WINDOWS = 20
+#: Most recent windows the estimate and the temperature are computed from (bounds the work
+#: per window in a long run, and follows a session that drifts).
+HISTORY_WINDOWS = 1000
+
+
+def fit_committee(model: CalibratedModel, x: np.ndarray, y: np.ndarray,
+                  size: int = COMMITTEE_SIZE, seed: int = 0) -> CalibratedModel:
+    """``model`` with a committee: ``size`` copies of its decoder, each fitted on a random
+    half of every class's epochs, and the classes' shares of ``y``."""
+    if size < 2:
+        raise ValueError(f"A committee needs at least 2 copies, got {size}.")
+    halves = StratifiedShuffleSplit(n_splits=size, train_size=0.5, random_state=seed)
+    committee = [clone(model.estimator).fit(x[rows], y[rows]) for rows, _ in halves.split(x, y)]
+    shares = np.bincount(y, minlength=len(model.classes_)) / len(y)
+    return CalibratedModel(model.estimator, model.calibrator, model.gate, committee, shares)
+
+
+def _disagreement(votes: np.ndarray) -> np.ndarray:
+    """Per window, the share of committee pairs that vote differently (votes: (n, m))."""
+    m = votes.shape[1]
+    counts = np.stack([(votes == k).sum(axis=1) for k in np.unique(votes)], axis=1)
+    agreeing = (counts * (counts - 1)).sum(axis=1) / 2
+    return 1.0 - agreeing / (m * (m - 1) / 2)
+
+
+class SessionConfidence:
+    """The calibrated probabilities of one session's windows, in arrival order (module
+    docstring). ``reset()`` starts a new session."""
+
+    def __init__(self, model: CalibratedModel, warmup_windows: int = WARMUP_WINDOWS) -> None:
+        if warmup_windows < 1:
+            raise ValueError(f"warmup_windows must be at least 1, got {warmup_windows}.")
+        self.warmup_windows = warmup_windows
+        self._model = model
+        self.reset()
+
+    @property
+    def active(self) -> bool:
+        """Whether the session's own temperature applies to the next window."""
+        return bool(self._model.committee) and len(self._logits) >= self.warmup_windows
+
+    def reset(self) -> None:
+        self._logits: list[np.ndarray] = []
+        self._disagreement: list[float] = []
+
+    def estimated_accuracy(self) -> float:
+        """The session's accuracy as estimated from its windows so far (nan before any)."""
+        if not self._logits or not self._model.committee:
+            return float("nan")
+        logits = np.stack(self._logits[-HISTORY_WINDOWS:])
+        k = logits.shape[1]
+        given = np.bincount(logits.argmax(axis=1), minlength=k) / len(logits)
+        balance = float(np.minimum(given, self._model.class_shares).sum())
+        agreement = 1.0 - float(np.mean(self._disagreement[-HISTORY_WINDOWS:]))
+        return max(min(agreement, balance), 1.0 / k)
+
+    def probabilities(self, scores: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Probabilities (n, K) of the decision ``scores`` of windows ``x`` (n, C, T); each
+        window is tempered from the windows before it, then joins them."""
+        logits = logits_of(np.asarray(scores, dtype=np.float64))
+        committee = self._model.committee or []
+        disagreement = (_disagreement(np.stack(
+            [logits_of(decision_scores(member, x)).argmax(axis=1) for member in committee],
+            axis=1)) if committee else np.zeros(len(x)))
+        out = []
+        for row, parted in zip(logits, disagreement, strict=True):
+            out.append(softmax(row / self.temperature(), axis=0))
+            self._logits.append(row)
+            self._disagreement.append(float(parted))
+            del self._logits[:-HISTORY_WINDOWS], self._disagreement[:-HISTORY_WINDOWS]
+        return np.stack(out)
+
+    def temperature(self) -> float:
+        """The temperature of the next window."""
+        if not self.active:
+            return float(self._model.calibrator.temperature_)
+        return temperature_at_confidence(np.stack(self._logits), self.estimated_accuracy())

@@ -1,0 +1,92 @@
+"""Session confidence: the temperature follows the session's estimated accuracy, causally,
+and changes no decision."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from neurorvq_stream.decoders import default_decoder, expected_calibration_error, load_decoder
+from neurorvq_stream.decoders._calibrated import (
+    CalibratedModel,
+    decision_scores,
+    fit_calibrator,
+)
+from neurorvq_stream.decoders._metrics import mean_confidence
+from neurorvq_stream.decoders._session_confidence import (
+    WARMUP_WINDOWS,
+    SessionConfidence,
+    fit_committee,
+)
+from neurorvq_stream.training import marker_epochs
+from neurorvq_stream.training._data import CHECKER_CLASSES
+
+
+@pytest.fixture(scope="module")
+def held_out(s02):
+    """The shipped default decoder and held-out sub-s02's checker epochs, in recording order."""
+    decoder = load_decoder(default_decoder())
+    x, y, _ = marker_epochs(s02, CHECKER_CLASSES, offset=0.0, n_patches=1)
+    return decoder, x[:, [s02.channels.index(c) for c in decoder.spec.channels]], y
+
+
+def test_the_shipped_decoder_says_on_a_new_session_how_often_it_is_right(held_out):
+    decoder, x, y = held_out
+    session = decoder.session()
+    assert session is not None and not session.recentre  # a live run always has one
+    p = session.probabilities(x)
+    static = decoder.probabilities(x)
+    np.testing.assert_array_equal(p.argmax(axis=1), static.argmax(axis=1))
+    accuracy = float(np.mean(p.argmax(axis=1) == y))
+    assert abs(session.confidence.estimated_accuracy() - accuracy) < 0.05
+    assert abs(mean_confidence(p) - accuracy) <= 0.05
+    assert expected_calibration_error(p, y) <= 0.05
+
+
+def test_each_window_is_tempered_by_the_windows_before_it_only(held_out):
+    decoder, x, _ = held_out
+    whole = decoder.session().probabilities(x[:60])
+    # the warm-up keeps the calibration's temperature; then the session's own takes over
+    np.testing.assert_allclose(whole[:WARMUP_WINDOWS], decoder.probabilities(x[:WARMUP_WINDOWS]))
+    assert not np.allclose(whole[WARMUP_WINDOWS:], decoder.probabilities(x[WARMUP_WINDOWS:60]))
+    np.testing.assert_allclose(decoder.session().probabilities(x[:35]), whole[:35])
+    one_by_one = decoder.session()
+    np.testing.assert_allclose([one_by_one.predict_proba(w) for w in x[:60]], whole)
+
+
+def _flatten(x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1)
+
+
+def test_a_decoder_that_calls_every_window_one_class_is_trusted_no_more_than_chance():
+    """Copies that agree do not make a decoder right: in a paradigm of balanced classes, one
+    that gives every window of a shifted session the same class is right half the time."""
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 2
+    x = rng.normal(size=(300, 2, 10))
+    x[:, 0] += (2 * y - 1)[:, None] * 1.5
+    estimator = make_pipeline(FunctionTransformer(_flatten), LinearDiscriminantAnalysis())
+    estimator.fit(x[:200], y[:200])
+    oof = decision_scores(estimator, x[200:])
+    model = fit_committee(CalibratedModel(estimator, fit_calibrator(oof, y[200:])), x[:200],
+                          y[:200])
+    shifted = x[200:] + np.array([5.0, 0.0])[:, None]
+    static = model.predict_proba(shifted)
+    assert (static.argmax(axis=1) == 1).all() and mean_confidence(static) > 0.95
+    session = SessionConfidence(model)
+    p = session.probabilities(decision_scores(estimator, shifted), shifted)
+    assert session.estimated_accuracy() == pytest.approx(0.5)
+    assert mean_confidence(p[WARMUP_WINDOWS:]) == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_file_written_before_committees_keeps_its_calibration(s01):
+    path = Path(__file__).parents[1] / "fixtures" / "decoder_v020" / "checker.skops"
+    decoder = load_decoder(path)
+    assert decoder.model.committee is None and decoder.session() is None
+    x, _, _ = marker_epochs(s01, CHECKER_CLASSES, offset=0.0, n_patches=1)
+    x = x[:40, [s01.channels.index(c) for c in decoder.spec.channels]]
+    np.testing.assert_allclose(decoder.adapter(recentre=False).probabilities(x),
+                               decoder.probabilities(x))
