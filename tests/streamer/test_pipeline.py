@@ -506,7 +506,7 @@ def test_a_marker_locked_classifier_gets_its_own_windows_beside_sliding_ones(
     pipe = Pipeline(config).start()
     try:
         paths = [cut.path for cut in pipe.processing.cuts]
-        assert [(p.windows.mode, p.tokenize, p.classifier is not None, p.display)
+        assert [(p.window.mode, p.tokenize, p.classifier is not None, p.display)
                 for p in paths] == [("sliding", True, False, True),
                                     ("markers", False, True, False)]
         wait_until(lambda: sum(r.probabilities is not None for r in pipe.hub.since(-1)) >= 4,
