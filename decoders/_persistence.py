@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -111,15 +111,18 @@ def decoder_metadata(
 
 
 def _replace_atomically(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, so a watcher never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    """Write through a temporary file in the same folder, so a watcher never sees half a file.
+
+    ``write`` creates the file itself, so it gets the user's usual permissions (a file made
+    by ``tempfile.mkstemp`` would stay readable by its owner only, and a pipeline run by
+    another user of the lab machine could not load the decoder).
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{path.suffix}")
     try:
-        write(Path(tmp))
+        write(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def save_sklearn_decoder(decoder: SklearnDecoder, path: str | Path,

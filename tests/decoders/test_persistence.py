@@ -1,5 +1,6 @@
 """Decoder files: every kind saves and loads to the same probabilities; bad files are refused."""
 
+import copy
 import dataclasses
 import json
 import zipfile
@@ -11,10 +12,18 @@ from pyriemann.classification import MDM
 from pyriemann.estimation import Covariances
 from sklearn.pipeline import make_pipeline
 
-from neurorvq_stream.decoders import KINDS, Decoder, DecoderError, WindowSpec, load_decoder
+from neurorvq_stream.decoders import (
+    KINDS,
+    Decoder,
+    DecoderError,
+    SessionAdapter,
+    WindowSpec,
+    load_decoder,
+)
 from neurorvq_stream.decoders._persistence import ALLOWED_TYPES
 from neurorvq_stream.training._decoder_set import (
     LabelledEpochs,
+    add_committee,
     file_suffix,
     fit_decoders,
     head_recipe,
@@ -60,6 +69,24 @@ def test_round_trip_gives_the_same_probabilities(kind, fitted, saved, small):
     np.testing.assert_allclose(decoder.predict_proba(x[0]), expected[0], atol=1e-5)
     decoder.warmup()
     assert kind in decoder.describe() and "CV balanced accuracy" in decoder.describe()
+
+
+def test_the_committee_travels_with_the_file_and_files_get_the_users_permissions(
+        fitted, small, tmp_path):
+    chosen = copy.copy(fitted["xdawn-tangent"])
+    add_committee(chosen)
+    path = chosen.save(tmp_path / "chosen.skops")
+    decoder = load_decoder(path)
+    assert len(decoder.model.committee) == 8
+    np.testing.assert_allclose(decoder.model.class_shares, np.bincount(small.y) / len(small.y))
+    x = small.x[:30]
+    np.testing.assert_allclose(decoder.session().probabilities(x),
+                               SessionAdapter(chosen.model, recentre=False).probabilities(x))
+    # what a plain file of this user gets (not the owner-only mode of a temporary file)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("")
+    for written in (path, path.with_name(path.name + ".json")):
+        assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 def test_sidecar_carries_spec_scores_and_calibration(saved, small):
