@@ -58,6 +58,9 @@ class ClosedLoopReport:
     windows_rejected: int
     deadline_misses: int
     warnings: tuple[str, ...]
+    # the session's accuracy as the decoder's committee estimates it (nan: none, warm-up)
+    live_estimated_accuracy: float = float("nan")
+    offline_estimated_accuracy: float = float("nan")
 
     def summary(self) -> str:
         diff = 100 * (self.live_accuracy - self.offline_accuracy)
@@ -67,6 +70,10 @@ class ClosedLoopReport:
             f"offline, same model and epochs: {self.offline_accuracy:.3f} ({diff:+.1f} "
             f"points). Windows dropped {self.windows_dropped}, rejected "
             f"{self.windows_rejected}, deadline misses {self.deadline_misses}."
+            + (f" Accuracy estimated without labels (committee): "
+               f"{self.live_estimated_accuracy:.3f} live, "
+               f"{self.offline_estimated_accuracy:.3f} offline."
+               if not np.isnan(self.live_estimated_accuracy) else "")
             + "".join(f" Warning: {w}." for w in self.warnings)
         )
 
@@ -156,13 +163,18 @@ def run_checker_closed_loop(
     reached = onsets + spec.marker_offset + spec.n_patches <= replay.duration
     rows = [offline.channels.index(c) for c in spec.channels]
     x, y, onsets = x[reached][:, rows], y[reached], onsets[reached]
-    probabilities = (decoder.session(adapt) or decoder).probabilities(x)
+    session = decoder.session(adapt)
+    probabilities = (session or decoder).probabilities(x)
     return ClosedLoopReport(
         live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
         offline_accuracy=balanced_accuracy(probabilities, y), offline_probabilities=probabilities,
         offline_marker_times=onsets, windows_dropped=status.windows_dropped,
         windows_rejected=status.windows_rejected, deadline_misses=status.deadline_misses,
         warnings=status.stream_warnings,
+        live_estimated_accuracy=status.inference.estimated_accuracy,
+        offline_estimated_accuracy=(session.confidence.estimated_accuracy()
+                                    if session is not None and session.confidence.active
+                                    else float("nan")),
     )
 
 

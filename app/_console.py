@@ -101,6 +101,9 @@ def summary(hub: ResultHub) -> str:
         if i.trials:
             line += (f"; {i.trials} trials, {i.trials_decided} decided, balanced accuracy "
                      f"{i.trial_accuracy:.3f}")
+        if not np.isnan(i.estimated_accuracy):
+            line += (f"; accuracy on this session as the decoder's committee estimates it "
+                     f"(no labels) {i.estimated_accuracy:.2f}")
         lines.append(line + ".")
     results = hub.since(-1)
     if results:

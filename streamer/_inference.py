@@ -31,7 +31,7 @@ from neurorvq_stream.engines._format import PATCH_SAMPLES
 
 from ._config import BudgetConfig
 from ._mailbox import Mailbox, QueuedWindow
-from ._models import Models
+from ._models import BoundDecoder, Models
 from ._outlets import ResultOutlets
 from ._quality import count_by_kind
 from ._results import InferenceCounts, ResultHub, WindowResult
@@ -134,7 +134,8 @@ class InferenceStage:
         )
         if self.outlets is not None:
             self.outlets.push(result)
-        self._count_result(result, late=infer_s * 1e3 > self.budgets.inference_ms)
+        self._count_result(result, window.classifier,
+                           late=infer_s * 1e3 > self.budgets.inference_ms)
         self.hub.publish(result)
         if self.outlets is not None:
             self.outlets.push_metrics(result, self.hub.status())
@@ -144,7 +145,8 @@ class InferenceStage:
         self.counts = dataclasses.replace(self.counts, **changes)
         self.hub.report(self.counts)
 
-    def _count_result(self, result: WindowResult, late: bool) -> None:
+    def _count_result(self, result: WindowResult, classifier: BoundDecoder | None,
+                      late: bool) -> None:
         """Counters for the status line, metrics outlet and summary."""
         c = self.counts
         # A late window is already computed: published (stamped, so consumers can judge)
@@ -164,8 +166,19 @@ class InferenceStage:
                     windows_undecided=c.windows_undecided + int(result.decision == UNDECIDED),
                     trials=len(self._trials.trials), trials_decided=len(self._trials.decided),
                     trial_accuracy=self._trials.balanced_accuracy(),
+                    estimated_accuracy=self._estimated_accuracy(classifier),
                     flag_counts=tuple(count_by_kind(flags).items()),
                     channel_flag_windows=tuple(self._flagged_windows.items()))
+
+    def _estimated_accuracy(self, classifier: BoundDecoder | None) -> float:
+        """The classifier's own estimate once its session confidence acts (nan before and
+        without one); windows of a path without a classifier keep the last value."""
+        if classifier is None:
+            return self.counts.estimated_accuracy
+        session = classifier.adapter
+        if session is None or not session.confidence.active:
+            return float("nan")
+        return session.confidence.estimated_accuracy()
 
     def _would_miss(self, age_s: float) -> bool:
         """Drop a window that a fresh one could beat: it waited too long to meet the budget.

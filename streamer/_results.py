@@ -109,7 +109,10 @@ class InferenceCounts:
     did / did not reach the decision threshold; ``trials``, ``trials_decided`` and
     ``trial_accuracy``: windows that answer a trial of the classifier's classes, and the
     balanced accuracy of the decided ones (``decoders.TrialScorer``; since the classifier
-    last changed classes); ``late``: windows over a budget (expired ones included);
+    last changed classes); ``estimated_accuracy``: the current classifier's accuracy on
+    this session as its committee estimates it without labels (nan without a committee or
+    before its warm-up; ``decoders._session_confidence``); ``late``: windows over a budget
+    (expired ones included);
     ``queue_depth``: the windows waiting when the newest was taken; ``flag_counts``:
     channels per flag kind in the newest window; ``channel_flag_windows``: per channel,
     windows it was flagged in.
@@ -122,6 +125,7 @@ class InferenceCounts:
     trials: int = 0
     trials_decided: int = 0
     trial_accuracy: float = float("nan")
+    estimated_accuracy: float = float("nan")
     windows_expired: int = 0
     late: int = 0
     inference_errors: int = 0

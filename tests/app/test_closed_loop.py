@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neurorvq_stream._closed_loop import run_checker_closed_loop
-from neurorvq_stream.decoders._adaptation import WARMUP_WINDOWS
+from neurorvq_stream.decoders._session_confidence import WARMUP_WINDOWS
 
 pytestmark = pytest.mark.slow
 
@@ -32,4 +32,8 @@ def test_live_predictions_match_offline_window_for_window(adapt, seconds):
         np.testing.assert_allclose(window.probabilities, report.offline_probabilities[k],
                                    atol=1e-4)
     assert report.live_accuracy == report.offline_accuracy
+    # The session's own estimate of its accuracy, from the same windows (within one vote).
+    np.testing.assert_allclose(report.live_estimated_accuracy,
+                               report.offline_estimated_accuracy, atol=0.01)
+    assert np.isnan(report.live_estimated_accuracy) == (len(report.live) < WARMUP_WINDOWS)
     assert report.coverage == 1.0  # no decision threshold: every trial decided
