@@ -26,6 +26,8 @@ Measured on the six cross-subject directions of the bundled tasks
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 from scipy.special import softmax
 from sklearn.base import clone
@@ -79,18 +81,18 @@ class SessionConfidence:
         return bool(self._model.committee) and len(self._logits) >= self.warmup_windows
 
     def reset(self) -> None:
-        self._logits: list[np.ndarray] = []
-        self._disagreement: list[float] = []
+        self._logits: deque[np.ndarray] = deque(maxlen=HISTORY_WINDOWS)
+        self._disagreement: deque[float] = deque(maxlen=HISTORY_WINDOWS)
 
     def estimated_accuracy(self) -> float:
         """The session's accuracy as estimated from its windows so far (nan before any)."""
         if not self._logits or not self._model.committee:
             return float("nan")
-        logits = np.stack(self._logits[-HISTORY_WINDOWS:])
+        logits = np.stack(self._logits)
         k = logits.shape[1]
         given = np.bincount(logits.argmax(axis=1), minlength=k) / len(logits)
         balance = float(np.minimum(given, self._model.class_shares).sum())
-        agreement = 1.0 - float(np.mean(self._disagreement[-HISTORY_WINDOWS:]))
+        agreement = 1.0 - float(np.mean(self._disagreement))
         return max(min(agreement, balance), 1.0 / k)
 
     def probabilities(self, scores: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -106,7 +108,6 @@ class SessionConfidence:
             out.append(softmax(row / self.temperature(), axis=0))
             self._logits.append(row)
             self._disagreement.append(float(parted))
-            del self._logits[:-HISTORY_WINDOWS], self._disagreement[:-HISTORY_WINDOWS]
         return np.stack(out)
 
     def temperature(self) -> float:
