@@ -16,8 +16,10 @@ from helpers import EVENTUALLY_S
 from neurorvq_stream.cli import main
 from neurorvq_stream.decoders import load_decoder
 from neurorvq_stream.decoders._kinds import CLASSICAL_KINDS
+from neurorvq_stream.engines._checkpoint import shipped_models_dir
 from neurorvq_stream.streamer import Player, RunConfig, bundled_recording, load_recording
 from neurorvq_stream.streamer._lsl import ChannelInfo, write_channels
+from neurorvq_stream.training._cards import ModelCard
 from neurorvq_stream.training._decoder_set import LabelledEpochs, choose, fit_decoders
 from neurorvq_stream.training._scoring import held_out_score
 from neurorvq_stream.training.calibrate import (
@@ -107,7 +109,21 @@ def test_cli_calibrates_from_a_file_and_writes_decoder_sidecar_and_card(
         meta["calibration"]["likelihood_temperature"], meta["calibration"]["bound_temperature"])
     decoder = load_decoder(path)
     assert decoder.spec.channels == tuple(meta["channels"]) and decoder.kind in out
-    assert path.with_suffix(".md").is_file()
+    card = ModelCard.from_dict(json.loads(path.with_suffix(".card.json").read_text()))
+    assert card.model == path.name and card.sections["Chosen decoder"]["kind"] == decoder.kind
+    assert path.with_suffix(".md").read_text() == card.markdown()
+
+
+def test_every_shipped_model_card_validates_and_matches_its_markdown():
+    cards = sorted(shipped_models_dir().glob("*.card.json"))
+    assert len(cards) == 4
+    for path in cards:
+        card = ModelCard.from_dict(json.loads(path.read_text()), source=path.name)
+        assert (path.parent / card.model).is_file()
+        assert path.with_name(card.model).with_suffix(".md").read_text() == card.markdown()
+    with pytest.raises(ModelCard.error, match=r"sections\.Training\.steps: expected a number"):
+        ModelCard.from_dict({"model": "m.pt", "title": "t", "summary": "s",
+                             "sections": {"Training": {"steps": [1, 2]}}})
 
 
 def test_cli_reports_bad_requests_in_one_line(recording_file, tmp_path, capsys):
