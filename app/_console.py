@@ -68,6 +68,8 @@ def status_line(hub: ResultHub) -> str:
         confidence = f" {np.max(p):.2f}" if p is not None else ""
         label = f" at {decided.label}" if decided.label else ""
         parts.append(f"{decided.decision}{confidence}{label}")
+    if not np.isnan(s.inference.estimated_accuracy):
+        parts.append(f"estimated accuracy {s.inference.estimated_accuracy:.2f}")
     flagged = [f"{n} {name}" for name, n in s.flag_counts if n]
     if flagged:
         parts.append("flagged: " + ", ".join(flagged))

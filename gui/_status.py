@@ -56,6 +56,7 @@ class StatusPanel(QtWidgets.QWidget):
         self.summary.setToolTip(status.engine)
         color = HEALTH_COLORS.get(status.health, "#c00000")
         flagged = ", ".join(f"{n} {name}" for name, n in status.flag_counts if n)
+        estimate = status.inference.estimated_accuracy
         alarms = [f"<b>failed:</b> {html.escape(text)}" for text in status.failed]
         alarms += [f"<b>warning:</b> {html.escape(text)}" for text in status.stream_warnings]
         if status.last_error and not status.failed:
@@ -71,6 +72,8 @@ class StatusPanel(QtWidgets.QWidget):
             f"rejected {status.windows_rejected} &nbsp; deadline misses "
             f"{status.deadline_misses} &nbsp; errors {status.inference_errors} &nbsp; queue "
             f"{status.queue_depth}" + (f"<br>flagged channels: {flagged}" if flagged else "")
+            + (f"<br>accuracy on this session, estimated without labels: {estimate:.2f}"
+               if not np.isnan(estimate) else "")
             + "".join(f"<br>{text}" for text in alarms)
         )
         if status.mapping != self._mapping:

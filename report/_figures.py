@@ -360,7 +360,8 @@ def _per_stream(parts: list[tuple[ScoredPredictions, str]]) -> str:
 
 def predictions_over_time(session: Session) -> tuple[Figure, str]:
     """Class probabilities of every predictions stream with the class markers, the swaps to
-    another classifier's classes, and each classifier's running balanced accuracy."""
+    another classifier's classes, each classifier's running balanced accuracy and the run's
+    estimate of its accuracy without labels."""
     fig = Figure(figsize=(10, 5.5), layout="constrained")
     every = score_decisions(session)
     if not every:
@@ -386,20 +387,22 @@ def predictions_over_time(session: Session) -> tuple[Figure, str]:
         ax_acc.hlines(chance, pred.times.min() - t0, pred.times.max() - t0, color="grey",
                       ls="--", lw=1, label="chance")
         if scorer.trials:
-            ax_acc.step(scored.times - t0, scored.running, where="post", color="k")
+            ax_acc.step(scored.times - t0, scored.running, where="post", color="k",
+                        label="running balanced accuracy")
         final = (f"{scorer.balanced_accuracy():.3f} over {len(scorer.decided)} decided of "
                  f"{len(scorer.trials)} trials (coverage {scorer.coverage():.2f})"
                  if scorer.trials else "n/a")
         parts.append((scored, f"{len(pred.times)} predictions of {', '.join(pred.labels)}, "
                               f"balanced accuracy {final} (chance {chance:.2f})"))
-    if not any(scored.scorer.trials for scored in every):
+    estimated = _draw_estimated_accuracy(ax_acc, session)
+    if not any(scored.scorer.trials for scored in every) and estimated is None:
         ax_acc.text(0.5, 0.5, "no decision answers a trial of the classes",
                     ha="center", transform=ax_acc.transAxes)
     ax_p.set_ylabel("probability")
     ax_p.set_ylim(-0.02, 1.02)
     ax_p.set_title("predictions (dots) and class markers (dotted, same colour)")
     ax_acc.set_ylim(0, 1.02)
-    ax_acc.set_ylabel("running balanced\naccuracy")
+    ax_acc.set_ylabel("accuracy")
     ax_acc.set_xlabel("time (s)")
     for ax, where, columns in ((ax_p, "upper right", len(classes) + 1),
                                (ax_acc, "lower right", 2)):
@@ -410,7 +413,22 @@ def predictions_over_time(session: Session) -> tuple[Figure, str]:
              "swap to the next)" if len(every) > 1 else "")
     caption = (f"{sum(len(s.stream.times) for s in every)} predictions{swaps}; each decision "
                f"is scored against the trial its marker opened. {_per_stream(parts)}.")
+    if estimated is not None:
+        caption += (f" Dash-dot: the accuracy the run estimated without labels (the "
+                    f"decoder's committee, Metrics), {estimated:.3f} at the end.")
     return fig, caption
+
+
+def _draw_estimated_accuracy(ax: Axes, session: Session) -> float | None:
+    """The run's label-free accuracy estimate as the Metrics outlet published it, window by
+    window; its last value (None where the run published none)."""
+    metrics = session.metrics
+    values = metrics.channel("estimated_accuracy") if metrics is not None else None
+    if values is None or not np.isfinite(values).any():
+        return None
+    ax.step(metrics.times - session.t0, values, where="post", color="tab:blue", ls="-.",
+            label="estimated accuracy (no labels)")
+    return float(values[np.isfinite(values)][-1])
 
 
 def confusion(session: Session) -> tuple[Figure, str]:

@@ -187,7 +187,7 @@ def read_decision(sample: list[str]) -> Decision:
 def metrics_labels(channels: tuple[str, ...]) -> list[str]:
     """Channel labels of the metrics outlet, in order."""
     return ([f"latency_{s}" for s in STAGES] + list(COUNTERS) + ["measured_rate_hz",
-            "failed_threads"] + [f"flagged_{name}" for _, name in FLAG_NAMES]
+            "failed_threads", "estimated_accuracy"] + [f"flagged_{name}" for _, name in FLAG_NAMES]
             + [f"flags_{c}" for c in channels])
 
 
@@ -260,7 +260,7 @@ class ResultOutlets:
             self._open("Reconstruction", info, chunk_size=hop_samples)
         if "Metrics" in enabled:
             labels = metrics_labels(self.channels)
-            units = (["ms"] * len(STAGES) + ["count"] * len(COUNTERS) + ["Hz", "count"]
+            units = (["ms"] * len(STAGES) + ["count"] * len(COUNTERS) + ["Hz", "count", "ratio"]
                      + ["channels"] * len(FLAG_NAMES) + ["bitmask"] * len(channels))
             info = self._info("Metrics", len(labels), pylsl.IRREGULAR_RATE, "float32")
             write_channels(info, [ChannelInfo(lab, u, "metric")
@@ -366,7 +366,8 @@ class ResultOutlets:
         counts = count_by_kind(flags)
         row = [result.latency.get(s, float("nan")) for s in STAGES]
         row += [float(getattr(status, c)) for c in COUNTERS]
-        row += [status.measured_rate, float(len(status.failed))]
+        row += [status.measured_rate, float(len(status.failed)),
+                status.inference.estimated_accuracy]
         row += [float(counts.get(name, 0)) for _, name in FLAG_NAMES]
         row += [float(bits) for bits in flags]
         self._outlets["Metrics"].push_sample(np.asarray(row, np.float32), result.t_last)

@@ -10,10 +10,12 @@ import pylsl
 import pytest
 from helpers import EVENTUALLY_S
 
+from neurorvq_stream._console import status_line, summary
 from neurorvq_stream.cli import build_parser, main
-from neurorvq_stream.streamer import Player, Recording
+from neurorvq_stream.streamer import Player, Recording, ResultHub
 from neurorvq_stream.streamer._lsl import ChannelInfo, find_streams
 from neurorvq_stream.streamer._outlets import ResultOutlets
+from neurorvq_stream.streamer._results import InferenceCounts
 
 
 def test_list_shows_a_stream_in_reach(capsys):
@@ -140,3 +142,14 @@ def test_run_records_the_session_and_report_reads_it(capsys, small_stream, tmp_p
     html = tmp_path / "session.html"
     assert main(["report", str(session), "-o", str(html), "--no-progress"]) == 0
     assert html.stat().st_size > 10_000 and "Report written" in capsys.readouterr().out
+
+
+def test_the_status_line_and_summary_say_the_estimated_accuracy_once_there_is_one():
+    hub = ResultHub()
+    hub.report(InferenceCounts(windows_decided=30, trials=30, trials_decided=30,
+                               trial_accuracy=0.9))
+    assert "estimated" not in status_line(hub) and "estimates" not in summary(hub)
+    hub.report(InferenceCounts(windows_decided=30, trials=30, trials_decided=30,
+                               trial_accuracy=0.9, estimated_accuracy=0.8125))
+    assert "| estimated accuracy 0.81" in status_line(hub)
+    assert "committee estimates it (no labels) 0.81." in summary(hub)

@@ -15,7 +15,7 @@ from neurorvq_stream.streamer import ResultHub, WindowResult, bundled_recording
 from neurorvq_stream.streamer._channel_mapping import map_channels
 from neurorvq_stream.streamer._inlet import InletCounters
 from neurorvq_stream.streamer._quality import ChannelFlag
-from neurorvq_stream.streamer._results import RunInfo
+from neurorvq_stream.streamer._results import InferenceCounts, RunInfo
 
 # Its module-scoped fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("gui/test_main_window.py")
@@ -193,6 +193,10 @@ def test_controls_change_what_is_drawn(qapp, results, tmp_path):
     hub.report(InletCounters(state="stalled", stalls=1))  # no new window, paused: still shown
     window.refresh()
     assert "stalled" in window.status.summary.text()
+    assert "estimated without labels" not in window.status.summary.text()  # none yet
+    hub.report(InferenceCounts(estimated_accuracy=0.734))
+    window.refresh()
+    assert "estimated without labels: 0.73" in window.status.summary.text()
     window.set_paused(False)
     assert window.refresh() is True
     assert not np.array_equal(window.signals.signal_curve.yData, frozen)

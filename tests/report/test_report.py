@@ -6,6 +6,7 @@ the recorder writes the EEG, the markers and all four outlets to one XDF file.
 """
 
 import base64
+import dataclasses
 import io
 import re
 import uuid
@@ -22,6 +23,7 @@ from neurorvq_stream.report import load_session, make_report
 from neurorvq_stream.report._figures import (
     Budgets,
     counter_steps,
+    predictions_over_time,
     score_decisions,
     stream_health,
     token_usage,
@@ -238,3 +240,24 @@ def test_report_tables_wrap_whole_values_and_list_the_mapping():
     assert "<td>0</td><td>Fz</td><td>fz</td>" in mapping
     assert "<td>1</td><td>Cz</td><td>cz</td>" in mapping
     assert "Not used (1): EXG1." in mapping
+
+
+def test_predictions_figure_shows_the_estimate_the_run_published():
+    session = _published_session()
+    metrics = session.metrics
+    estimate = np.where(np.arange(len(metrics.times)) < 10, np.nan, 0.8125)
+    session.metrics = dataclasses.replace(
+        metrics, labels=[*metrics.labels, "estimated_accuracy"],
+        data=np.column_stack([metrics.data, estimate]))
+    p = np.linspace(0.2, 0.8, len(metrics.times))
+    session.predictions = [Stream("amp-NeuroRVQ-Predictions", "Predictions", "amp-1-p", 0.0,
+                                  ["left", "right"], ["", ""], metrics.times,
+                                  np.column_stack([1 - p, p]), meta=metrics.meta)]
+    fig, caption = predictions_over_time(session)
+    assert "estimated without labels (the decoder's committee, Metrics), 0.812 at the end" \
+        in caption
+    drawn = [line for line in fig.axes[1].get_lines()
+             if line.get_label() == "estimated accuracy (no labels)"]
+    assert len(drawn) == 1
+    y = np.asarray(drawn[0].get_ydata(), float)
+    assert np.isnan(y).sum() >= 10 and set(y[np.isfinite(y)]) == {0.8125}

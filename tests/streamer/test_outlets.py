@@ -91,7 +91,7 @@ def test_each_outlet_carries_the_window_time_and_its_layout(classifier):
     outlets.push(result)
     status = PipelineStatus(stream=InletCounters(measured_rate=250.0),
                             processing=ProcessingCounts(windows_replaced=2),
-                            inference=InferenceCounts(windows_done=8))
+                            inference=InferenceCounts(windows_done=8, estimated_accuracy=0.75))
     outlets.push_metrics(result, status)
 
     probs, t = _pull_all(inlets["Predictions"], 1)
@@ -130,6 +130,7 @@ def test_each_outlet_carries_the_window_time_and_its_layout(classifier):
     row = dict(zip(labels, metrics[0], strict=True))
     assert (row["latency_inference"], row["windows_done"], row["windows_dropped"]) == (12.5, 8, 2)
     assert (row["flagged_flat"], row["flagged_nonfinite"], row["measured_rate_hz"]) == (1, 1, 250)
+    assert row["estimated_accuracy"] == 0.75
     assert [row[f"flags_{c}"] for c in CHANNELS] == flags.tolist()
     assert minfo.desc().child("flags").child_value("flat") == str(int(ChannelFlag.FLAT))
     assert np.isnan(row["latency_preprocess"])
