@@ -118,7 +118,6 @@ class Pipeline:
             m = cfg.markers
             self.markers = MarkerInlet(m.name, m.type, m.source_id,
                                        resolve_timeout=s.resolve_timeout)
-            self.markers.open()
         desc = inlet.description
         self._run_info = RunInfo(
             stream_name=desc.name, source_rate=desc.sfreq,
@@ -145,6 +144,8 @@ class Pipeline:
             processing.data_ready.set()
 
         inlet.open()
+        if self.markers is not None:  # from when the EEG is read: an earlier marker has no window
+            self.markers.open()
         self.acquisition = Acquisition(inlet, write,
                                        on_error=lambda err: self._failed("acquisition", err),
                                        report=self.hub.report)

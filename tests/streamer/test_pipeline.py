@@ -676,6 +676,9 @@ def test_a_recorded_run_keeps_every_prediction_across_a_swap_to_other_classes(
                    "predictions of the swapped-in classifier")
     finally:
         pipe.stop()
+    # Starting the recorder takes seconds: markers are read from when the EEG is, so none
+    # is lost to it (one may fall in the 0.2 s its window reaches before the first sample).
+    assert pipe.hub.status().markers_skipped <= 1
     sent = [r for r in pipe.hub.since(-1) if r.probabilities is not None]
     streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
     recorded = {s["info"]["source_id"][0]: s for s in streams
