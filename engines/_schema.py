@@ -4,8 +4,9 @@ The run config, decoder and checkpoint sidecars, window specs and model cards ar
 v2 models (``Schema``): strict types (``hop: "0.5"`` is an error, not 0.5), unknown keys
 refused, and every problem of a document reported at once by one ``ValidationError``.
 pydantic is the well-kept library made for this; what it cannot know is how this project
-words a problem, so :func:`problems` turns each of its errors into one line: the key path and what
-is expected ("expected a number (seconds), got '0.5' (a string); write 0.5 without quotes").
+words a problem, so :func:`problems` turns each of its errors into one line: the key path
+and what is expected ("expected a number (seconds), got '0.5' (a string); write 0.5
+without quotes").
 
 Here, in the bottom layer, so the engines' own files can use it too; it imports no torch.
 """

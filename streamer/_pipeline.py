@@ -144,7 +144,7 @@ class Pipeline:
             processing.data_ready.set()
 
         inlet.open()
-        if self.markers is not None:  # from when the EEG is read: an earlier marker has no window
+        if self.markers is not None:  # read from when the EEG is: an earlier one has no window
             self.markers.open()
         self.acquisition = Acquisition(inlet, write,
                                        on_error=lambda err: self._failed("acquisition", err),

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from ..engines._schema import Schema, Text, check, kind_of
+from neurorvq_stream.engines._schema import Schema, Text, check, kind_of
 
 
 def _card_value(value: Any) -> str | None:
