@@ -43,7 +43,7 @@ def record_session(path: Path, seconds: float, start: float = 20.0) -> None:
     queries = [StreamQuery(source_id=player.source_id),
                StreamQuery(source_id=f"{player.source_id}-markers")]
     queries += [StreamQuery(source_id=f"{name}-out-{kind}")
-                for kind in ("predictions", "tokens", "reconstruction", "metrics")]
+                for kind in ("predictions", "decisions", "tokens", "reconstruction", "metrics")]
     with Pipeline(config), Recorder(path, queries, overwrite=True):
         player.start()
         player.join()
