@@ -173,8 +173,7 @@ def run_checker_closed_loop(
         warnings=status.stream_warnings,
         live_estimated_accuracy=status.inference.estimated_accuracy,
         offline_estimated_accuracy=(session.confidence.estimated_accuracy()
-                                    if session is not None and session.confidence.active
-                                    else float("nan")),
+                                    if session is not None else float("nan")),
     )
 
 

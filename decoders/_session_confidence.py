@@ -85,10 +85,15 @@ class SessionConfidence:
         self._disagreement: deque[float] = deque(maxlen=HISTORY_WINDOWS)
 
     def estimated_accuracy(self) -> float:
-        """The session's accuracy as estimated from its windows so far (nan before any)."""
-        if not self._logits or not self._model.committee:
+        """The session's accuracy as estimated from its windows so far: nan without a
+        committee or before the warm-up (the one place that rule lives: the live status and
+        the closed loop's offline run read this)."""
+        if not self.active:
             return float("nan")
-        logits = np.stack(self._logits)
+        return self._estimate(np.stack(self._logits))
+
+    def _estimate(self, logits: np.ndarray) -> float:
+        """The estimate from the kept windows' ``logits`` (n, K) and their disagreement."""
         k = logits.shape[1]
         given = np.bincount(logits.argmax(axis=1), minlength=k) / len(logits)
         balance = float(np.minimum(given, self._model.class_shares).sum())
@@ -114,4 +119,5 @@ class SessionConfidence:
         """The temperature of the next window."""
         if not self.active:
             return float(self._model.calibrator.temperature_)
-        return temperature_at_confidence(np.stack(self._logits), self.estimated_accuracy())
+        logits = np.stack(self._logits)  # once per window: the estimate reads the same rows
+        return temperature_at_confidence(logits, self._estimate(logits))

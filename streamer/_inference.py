@@ -171,14 +171,12 @@ class InferenceStage:
                     channel_flag_windows=tuple(self._flagged_windows.items()))
 
     def _estimated_accuracy(self, classifier: BoundDecoder | None) -> float:
-        """The classifier's own estimate once its session confidence acts (nan before and
-        without one); windows of a path without a classifier keep the last value."""
+        """The classifier's own estimate (nan without a session or before its warm-up);
+        windows of a path without a classifier keep the last value."""
         if classifier is None:
             return self.counts.estimated_accuracy
         session = classifier.adapter
-        if session is None or not session.confidence.active:
-            return float("nan")
-        return session.confidence.estimated_accuracy()
+        return float("nan") if session is None else session.confidence.estimated_accuracy()
 
     def _would_miss(self, age_s: float) -> bool:
         """Drop a window that a fresh one could beat: it waited too long to meet the budget.

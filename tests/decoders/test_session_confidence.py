@@ -48,6 +48,9 @@ def test_the_shipped_decoder_says_on_a_new_session_how_often_it_is_right(held_ou
 
 def test_each_window_is_tempered_by_the_windows_before_it_only(held_out):
     decoder, x, _ = held_out
+    warming = decoder.session()
+    warming.probabilities(x[:WARMUP_WINDOWS - 1])
+    assert np.isnan(warming.confidence.estimated_accuracy())  # no estimate before the warm-up
     whole = decoder.session().probabilities(x[:60])
     # the warm-up keeps the calibration's temperature; then the session's own takes over
     np.testing.assert_allclose(whole[:WARMUP_WINDOWS], decoder.probabilities(x[:WARMUP_WINDOWS]))
