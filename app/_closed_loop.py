@@ -164,7 +164,8 @@ def run_checker_closed_loop(
     rows = [offline.channels.index(c) for c in spec.channels]
     x, y, onsets = x[reached][:, rows], y[reached], onsets[reached]
     session = decoder.session(adapt)
-    probabilities = (session or decoder).probabilities(x)
+    probabilities = (session.probabilities(x, y.tolist()) if session is not None
+                     else decoder.probabilities(x))
     return ClosedLoopReport(
         live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
         offline_accuracy=balanced_accuracy(probabilities, y), offline_probabilities=probabilities,

@@ -21,6 +21,8 @@ other subject:
   the epochs before it equal their estimated accuracy (committee agreement, class
   balance); the bound for the first 20. Two more rows draw the committee's halves
   with other seeds, to show how much the choice of halves moves it;
+- session agreement + labels (kept where the markers name the class): the same, and each
+  epoch's class joins the estimate once the epoch is past (a cued session);
 - oracle: the best temperature on the other subject's labels: what a temperature could
   reach at best, not a method.
 
@@ -85,6 +87,8 @@ class Case:
                                                      e.y, seed=seed),
                                        recentre=False).probabilities(d.epochs.x)
                         for seed in COMMITTEE_SEEDS]
+        self.labelled = SessionAdapter(d.decoder.model, recentre=False).probabilities(
+            d.epochs.x, d.epochs.y.tolist())
         self.cv = float(np.mean((self.stratified[:, 0] > 0) == self.y))
 
     def ece(self, t: float) -> float:
@@ -145,6 +149,8 @@ def main() -> None:
         name = "session agreement (causal" + (", kept)" if seed == 0 else f", seed {seed})")
         rows[f"**{name}**" if seed == 0 else name] = [
             f"{calibration_report(c.session[seed], c.test_y).ece:.3f}" for c in cases]
+    rows["**session agreement + past epochs' labels (causal, kept for cued runs)**"] = [
+        f"{calibration_report(c.labelled, c.test_y).ece:.3f}" for c in cases]
     fixed("oracle (test labels; not a method)", _oracle)
     print("ECE (10 bins) on the other subject; LOTO: parameter in brackets.\n")
     print("| option | " + " | ".join(c.name for c in cases) + " | mean | max |")

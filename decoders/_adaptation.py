@@ -34,7 +34,7 @@ as trained.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from pyriemann.tangentspace import TangentSpace
@@ -180,18 +180,21 @@ class SessionAdapter:
         if self._recentring is not None:
             self._recentring.reset()
 
-    def predict_proba(self, window: np.ndarray) -> np.ndarray:
-        """One window (C, T) uV -> calibrated (K,), then the window joins the state."""
-        return self.probabilities(np.asarray(window)[None])[0]
+    def predict_proba(self, window: np.ndarray, truth: int | None = None) -> np.ndarray:
+        """One window (C, T) uV -> calibrated (K,), then the window (and its class index
+        ``truth``, where its marker names it) joins the state."""
+        return self.probabilities(np.asarray(window)[None], [truth])[0]
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities (n, K) of windows (n, C, T), one at a time, causally."""
+    def probabilities(self, x: np.ndarray, truth: Sequence[int | None] | None = None
+                      ) -> np.ndarray:
+        """Probabilities (n, K) of windows (n, C, T), one at a time, causally; ``truth``
+        (class index or None per window) lets the confidence learn from cued trials."""
         x = (check_window(self.spec, x) if self.spec is not None
              else np.asarray(x, dtype=np.float64))
         self._n += len(x)
         scores = (decision_scores(self._model.estimator, x) if self._recentring is None
                   else self._recentring.scores(x))
-        p = self.confidence.probabilities(scores, x)
+        p = self.confidence.probabilities(scores, x, truth)
         return p if self._model.gate is None else self._model.gate.shrink(p, x)
 
 

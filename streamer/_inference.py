@@ -91,6 +91,7 @@ class InferenceStage:
         window = item.window
         tokenizer = self.models.tokenizer if window.tokenize else None
         classifier = window.classifier if not window.rejected else None
+        truth = window.classifier.truth(window.label) if window.classifier else None
         latency: dict[str, float] = {}
         tokens = probabilities = None
         try:
@@ -99,7 +100,7 @@ class InferenceStage:
                 tokens = tokenizer.run(window.data, self.channels, reconstruct=self.reconstruct)
                 latency.update({stage: s * 1e3 for stage, s in tokens.timings.items()})
             if classifier is not None:
-                probabilities, seconds = classifier.predict(window.data)
+                probabilities, seconds = classifier.predict(window.data, truth)
                 latency["classify"] = seconds * 1e3
             infer_s = time.perf_counter() - t0
         except Exception as err:
@@ -128,7 +129,7 @@ class InferenceStage:
             probabilities=probabilities, class_names=class_names, latency=latency,
             flags=window.flags, rejected=window.rejected, markers=window.markers,
             label=window.label, marker_time=window.marker_time,
-            truth=window.classifier.truth(window.label) if window.classifier else None,
+            truth=truth,
             decision=decision,
             gap=window.gap, display=window.display,
         )

@@ -82,11 +82,19 @@ class BoundDecoder:
                 "classifier_scores": json.dumps(d.scores, sort_keys=True),
                 "classifier_window": json.dumps(d.spec.to_dict(), sort_keys=True)}
 
-    def predict(self, window: np.ndarray) -> tuple[np.ndarray, float]:
-        """Calibrated class probabilities of a pipeline window (C, T), and the seconds taken."""
+    def predict(self, window: np.ndarray, truth: str | None = None
+                ) -> tuple[np.ndarray, float]:
+        """Calibrated class probabilities of a pipeline window (C, T), and the seconds taken.
+
+        ``truth``, the class its marker names (:meth:`truth`), is told to the session
+        after the window is classified: its confidence learns from the cued trials.
+        """
         t0 = time.perf_counter()
-        model = self.adapter if self.adapter is not None else self.decoder
-        probabilities = model.predict_proba(window[self.rows])
+        if self.adapter is None:
+            probabilities = self.decoder.predict_proba(window[self.rows])
+        else:
+            known = None if truth is None else self.class_names.index(truth)
+            probabilities = self.adapter.predict_proba(window[self.rows], known)
         return np.asarray(probabilities, dtype=np.float32), time.perf_counter() - t0
 
 

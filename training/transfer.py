@@ -8,8 +8,10 @@ other subject's epochs in the order they were recorded.
 - ``--calibration``: balanced accuracy, ECE (10 bins), mean confidence against accuracy
   and NLL on all of the other subject's epochs, for three temperatures: the one that best
   fits the out-of-fold scores alone (files written by 0.2.0), that one no more confident
-  than the out-of-fold accuracy's lower bound ("bound"), and the session's own
-  (``_session_confidence``: causal, the bound for its first windows) that a live run uses.
+  than the out-of-fold accuracy's lower bound ("bound"), and the session's own that a live
+  run uses (``_session_confidence``: causal, the bound for its first windows), without
+  labels ("session") and learning from each epoch's class once it is past ("+ labels", a
+  cued run whose markers name the class).
 - ``--adaptation``: the decoder without and with re-centring (``decoder.adapter()``),
   both tempered to the session and scored on the epochs after the first ``ADAPT_SHARE`` of
   the session; the adapter sees those first epochs unlabelled (its warm-up) and then keeps
@@ -81,12 +83,14 @@ def likelihood_only(model: CalibratedModel) -> CalibratedModel:
 
 def calibration_row(d: Direction) -> str:
     """One markdown row: decoder, accuracy, ECE / confidence / NLL of the 0.2.0 temperature,
-    the bounded one, and the session's (causal, over the epochs in recording order)."""
+    the bounded one, and the session's without and with the past epochs' labels (causal,
+    over the epochs in recording order)."""
     model = d.decoder.model
     x, y = d.epochs.x, d.epochs.y
     reports = [calibration_report(p, y) for p in (
         likelihood_only(model).predict_proba(x), model.predict_proba(x),
-        SessionAdapter(model, recentre=False).probabilities(x))]
+        SessionAdapter(model, recentre=False).probabilities(x),
+        SessionAdapter(model, recentre=False).probabilities(x, y.tolist()))]
 
     def cells(values: list[float], digits: int) -> str:
         *rest, last = (f"{v:.{digits}f}" for v in values)
@@ -101,8 +105,9 @@ def calibration_row(d: Direction) -> str:
 
 CALIBRATION_HEADER = (
     "| direction | decoder (chosen by CV) | balanced accuracy | accuracy "
-    "| ECE 0.2.0 -> bound -> session | mean confidence 0.2.0 -> bound -> session "
-    "| NLL 0.2.0 -> bound -> session |\n|---|---|---|---|---|---|---|")
+    "| ECE 0.2.0 -> bound -> session -> + labels "
+    "| mean confidence 0.2.0 -> bound -> session -> + labels "
+    "| NLL 0.2.0 -> bound -> session -> + labels |\n|---|---|---|---|---|---|---|")
 
 
 def adaptation_scores(d: Direction) -> tuple[float, float, float, float]:

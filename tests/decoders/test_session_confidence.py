@@ -14,9 +14,11 @@ from neurorvq_stream.decoders._calibrated import (
     CalibratedModel,
     decision_scores,
     fit_calibrator,
+    logits_of,
 )
 from neurorvq_stream.decoders._metrics import mean_confidence
 from neurorvq_stream.decoders._session_confidence import (
+    LABEL_PRIOR_WINDOWS,
     WARMUP_WINDOWS,
     SessionConfidence,
     fit_committee,
@@ -83,6 +85,48 @@ def test_a_decoder_that_calls_every_window_one_class_is_trusted_no_more_than_cha
     p = session.probabilities(decision_scores(estimator, shifted), shifted)
     assert session.estimated_accuracy() == pytest.approx(0.5)
     assert mean_confidence(p[WARMUP_WINDOWS:]) == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_cued_session_learns_from_the_classes_its_markers_name():
+    """An error every copy makes alike is invisible without labels; a cued session, whose
+    markers name each trial's class, brings its confidence to how often it is right, each
+    window tempered only by the classes of the windows before it."""
+    rng = np.random.default_rng(1)
+    y = np.arange(600) % 2
+    x = rng.normal(size=(600, 2, 10))
+    x[:, 0] += (2 * y - 1)[:, None] * 1.5
+    estimator = make_pipeline(FunctionTransformer(_flatten), LinearDiscriminantAnalysis())
+    estimator.fit(x[:200], y[:200])
+    model = fit_committee(CalibratedModel(estimator, fit_calibrator(
+        decision_scores(estimator, x[200:300]), y[200:300])), x[:200], y[:200])
+    # The new session's classes are named wrongly by the decoder on a quarter of its
+    # windows, which look like any other: the copies agree there as everywhere.
+    session_x, truth = x[300:], y[300:].copy()
+    truth[rng.random(len(truth)) < 0.25] ^= 1
+    scores = decision_scores(estimator, session_x)
+    accuracy = float(np.mean(logits_of(scores).argmax(axis=1) == truth))
+    assert accuracy < 0.8
+
+    blind = SessionConfidence(model)
+    p_blind = blind.probabilities(scores, session_x)
+    cued = SessionConfidence(model)
+    p = cued.probabilities(scores, session_x, truth.tolist())
+    np.testing.assert_array_equal(p.argmax(axis=1), p_blind.argmax(axis=1))
+    assert blind.estimated_accuracy() - accuracy > 0.15
+    n = len(truth)  # every trial counts: the label-free estimate weighs as a few of them
+    assert cued.estimated_accuracy() == pytest.approx(
+        (accuracy * n + LABEL_PRIOR_WINDOWS * blind.estimated_accuracy())
+        / (n + LABEL_PRIOR_WINDOWS))
+    assert abs(cued.estimated_accuracy() - accuracy) < 0.03
+    assert abs(mean_confidence(p[150:]) - accuracy) < 0.05
+    assert mean_confidence(p_blind[150:]) - accuracy > 0.1
+
+    # Causal: a window's own class changes the windows after it, never the window itself.
+    flipped = truth.copy()
+    flipped[40] ^= 1
+    p_flipped = SessionConfidence(model).probabilities(scores, session_x, flipped.tolist())
+    np.testing.assert_array_equal(p_flipped[:41], p[:41])
+    assert not np.allclose(p_flipped[41], p[41])
 
 
 def test_a_file_written_before_committees_keeps_its_calibration(s01):
