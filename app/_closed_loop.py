@@ -164,8 +164,7 @@ def run_checker_closed_loop(
     rows = [offline.channels.index(c) for c in spec.channels]
     x, y, onsets = x[reached][:, rows], y[reached], onsets[reached]
     session = decoder.session(adapt)
-    probabilities = (session.probabilities(x, y.tolist()) if session is not None
-                     else decoder.probabilities(x))
+    probabilities = session.probabilities(x, y.tolist())
     return ClosedLoopReport(
         live=live, live_accuracy=scorer.balanced_accuracy(), coverage=scorer.coverage(),
         offline_accuracy=balanced_accuracy(probabilities, y), offline_probabilities=probabilities,
@@ -173,8 +172,7 @@ def run_checker_closed_loop(
         windows_rejected=status.windows_rejected, deadline_misses=status.deadline_misses,
         warnings=status.stream_warnings,
         live_estimated_accuracy=status.inference.estimated_accuracy,
-        offline_estimated_accuracy=(session.confidence.estimated_accuracy()
-                                    if session is not None else float("nan")),
+        offline_estimated_accuracy=session.confidence.estimated_accuracy(),
     )
 
 

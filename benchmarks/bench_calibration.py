@@ -57,9 +57,7 @@ COMMITTEE_SEEDS = (0, 1, 2)
 
 
 def _with_temperature(t: float) -> TemperatureScaling:
-    calibrator = TemperatureScaling()
-    calibrator.temperature_, calibrator.classes_ = t, np.arange(2)
-    return calibrator
+    return TemperatureScaling.fixed(t, 2)
 
 
 def _out_of_fold(d: Direction, folds: list) -> np.ndarray:

@@ -27,8 +27,8 @@ paradigms alternate their classes); a long run of one class pulls the mean towar
 
 The adapter also tempers the probabilities to the session's estimated accuracy
 (``_session_confidence``), whether or not it re-centres (``recentre``): a live run
-classifies every window of a scikit-learn decoder through one. The typicality gate applies
-as trained.
+classifies every window through one (a head's, which never re-centres, too). The
+typicality gate applies as trained.
 """
 
 from __future__ import annotations
@@ -161,12 +161,6 @@ class SessionAdapter:
         self._model = model
         self._recentring = Recentring(model.estimator, warmup_windows) if recentre else None
         self.method = self._recentring.method if self._recentring else "none"
-        self._n = 0
-
-    @property
-    def n_seen(self) -> int:
-        """Windows of this session seen so far."""
-        return self._n
 
     @property
     def active(self) -> bool:
@@ -175,7 +169,6 @@ class SessionAdapter:
 
     def reset(self) -> None:
         """Forget the session (a new recording, another cap placement)."""
-        self._n = 0
         self.confidence.reset()
         if self._recentring is not None:
             self._recentring.reset()
@@ -191,7 +184,6 @@ class SessionAdapter:
         (class index or None per window) lets the confidence learn from cued trials."""
         x = (check_window(self.spec, x) if self.spec is not None
              else np.asarray(x, dtype=np.float64))
-        self._n += len(x)
         scores = (decision_scores(self._model.estimator, x) if self._recentring is None
                   else self._recentring.scores(x))
         p = self.confidence.probabilities(scores, x, truth)

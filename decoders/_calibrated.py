@@ -75,6 +75,13 @@ class TemperatureScaling(BaseEstimator):
     before the bound have only ``temperature_``).
     """
 
+    @classmethod
+    def fixed(cls, temperature: float, n_classes: int) -> TemperatureScaling:
+        """A calibrator of a known temperature (a head's calibration is in its logits: 1)."""
+        calibrator = cls()
+        calibrator.temperature_, calibrator.classes_ = float(temperature), np.arange(n_classes)
+        return calibrator
+
     def fit(self, scores: np.ndarray, y: np.ndarray) -> TemperatureScaling:
         logits = logits_of(np.asarray(scores, dtype=np.float64))
         y = np.asarray(y)

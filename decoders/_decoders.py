@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ._adaptation import SessionAdapter
-from ._calibrated import CalibratedModel
+from ._calibrated import CalibratedModel, TemperatureScaling
 from ._protocol import DecoderError, check_window, describe_scores
 from ._session_confidence import WARMUP_WINDOWS
 from ._spec import WindowSpec
@@ -56,14 +56,25 @@ class SklearnDecoder:
         per session."""
         return SessionAdapter(self.model, warmup_windows, self.spec, recentre)
 
-    def session(self, adapt: bool = False) -> SessionAdapter | None:
-        if adapt or self.model.committee:
-            return self.adapter(recentre=adapt)
-        return None
+    def session(self, adapt: bool = False) -> SessionAdapter:
+        return self.adapter(recentre=adapt)
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "
                 f"{describe_scores(self.scores)}")
+
+
+@dataclass(frozen=True)
+class _HeadNetwork:
+    """A head's network as a model of windows (n, C, T) -> calibrated probabilities (n, K):
+    its calibration is folded into its logits, so a session tempers them from 1."""
+
+    engine: Any
+    channels: tuple[str, ...]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.stack([self.engine.run(w, self.channels, reconstruct=False).probabilities
+                         for w in np.asarray(x, dtype=np.float32)]).astype(np.float64)
 
 
 @dataclass
@@ -96,8 +107,7 @@ class HeadDecoder:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         batch = check_window(self.spec, x)
-        p = np.stack([self.engine.run(w, self.spec.channels, reconstruct=False).probabilities
-                      for w in batch.astype(np.float32)]).astype(np.float64)
+        p = _HeadNetwork(self.engine, self.spec.channels).predict_proba(batch)
         return p if self.gate is None else self.gate.shrink(p, batch)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -108,14 +118,20 @@ class HeadDecoder:
 
     def adapter(self, warmup_windows: int = WARMUP_WINDOWS,
                 recentre: bool = True) -> SessionAdapter:
-        """Refused: a head's input layer is a network, with no linear step to re-centre
-        (and it has no committee to temper its confidence with)."""
-        raise DecoderError(f"{self.kind} has no session adaptation (a NeuroRVQ head's input "
-                           "is a network); run it without --adapt, or calibrate a "
-                           "scikit-learn decoder.")
+        """Its confidence tempered to the session from the cued trials' classes (it has no
+        committee); re-centring is refused: a head's input layer is a network, with no
+        linear step to re-centre."""
+        if recentre:
+            raise DecoderError(f"{self.kind} has no session adaptation (a NeuroRVQ head's "
+                               "input is a network); run it without --adapt, or calibrate "
+                               "a scikit-learn decoder.")
+        network = CalibratedModel(_HeadNetwork(self.engine, self.spec.channels),
+                                  TemperatureScaling.fixed(1.0, len(self.class_names)),
+                                  self.gate)
+        return SessionAdapter(network, warmup_windows, self.spec, recentre=False)
 
-    def session(self, adapt: bool = False) -> SessionAdapter | None:
-        return self.adapter() if adapt else None
+    def session(self, adapt: bool = False) -> SessionAdapter:
+        return self.adapter(recentre=adapt)
 
     def describe(self) -> str:
         return (f"{self.kind} decoder of {' / '.join(self.class_names)}, "

@@ -40,10 +40,10 @@ class Decoder(Protocol):
     def warmup(self) -> None:
         """Run once on a zero window so the first live window is not slow."""
 
-    def session(self, adapt: bool = False) -> SessionAdapter | None:
-        """What classifies one live session's windows, in order: an adapter (confidence
-        tempered to the session, input re-centred when ``adapt``), or None where the
-        decoder serves alone (no committee in its file, no ``adapt``)."""
+    def session(self, adapt: bool = False) -> SessionAdapter:
+        """What classifies one live session's windows, in order: an adapter whose
+        confidence follows the session (its committee, the cued trials' classes) and whose
+        input is re-centred when ``adapt`` (a ``DecoderError`` where it cannot be)."""
 
     def describe(self) -> str:
         """One line: kind, classes, CV score and, for network heads, the backend."""

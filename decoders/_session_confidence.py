@@ -25,9 +25,10 @@ was right on it counts too: with ``n`` such trials, ``h`` of them right, the est
 the label-free estimate towards the session's measured accuracy as trials come. Each
 window gets the temperature at which the mean top probability of the session's windows
 before it equals the estimate; a window's own class joins only after its probabilities.
-Causal, like the adapter: the first ``warmup_windows`` windows, and every window of a
-decoder file without a committee, keep the calibration-time temperature. Only the scale
-changes, so no decision changes.
+Causal, like the adapter: the first ``warmup_windows`` windows keep the calibration-time
+temperature. A decoder without a committee (a NeuroRVQ head, a file written by 0.2.0)
+keeps it until a trial's class is known: its label-free estimate is the calibration's
+own confidence, which only labels move. Only the scale changes, so no decision changes.
 Measured on the six cross-subject directions of the bundled tasks
 (``benchmarks/bench_calibration.py``, README table).
 """
@@ -88,8 +89,10 @@ class SessionConfidence:
 
     @property
     def active(self) -> bool:
-        """Whether the session's own temperature applies to the next window."""
-        return bool(self._model.committee) and len(self._logits) >= self.warmup_windows
+        """Whether the session's own temperature applies to the next window: after the
+        warm-up, with a committee or once a trial's class is known."""
+        return ((bool(self._model.committee) or bool(self._hits))
+                and len(self._logits) >= self.warmup_windows)
 
     def reset(self) -> None:
         self._logits: deque[np.ndarray] = deque(maxlen=HISTORY_WINDOWS)
@@ -97,9 +100,9 @@ class SessionConfidence:
         self._hits: deque[bool] = deque(maxlen=HISTORY_WINDOWS)  # trials of known class
 
     def estimated_accuracy(self) -> float:
-        """The session's accuracy as estimated from its windows so far: nan without a
-        committee or before the warm-up (the one place that rule lives: the live status and
-        the closed loop's offline run read this)."""
+        """The session's accuracy as estimated from its windows so far: nan before the
+        warm-up, or without a committee before a trial's class is known (the one place that
+        rule lives: the live status and the closed loop's offline run read this)."""
         if not self.active:
             return float("nan")
         return self._estimate(np.stack(self._logits))
@@ -107,13 +110,20 @@ class SessionConfidence:
     def _estimate(self, logits: np.ndarray) -> float:
         """The estimate from the kept windows' ``logits`` (n, K), their disagreement and
         the trials scored."""
+        return ((sum(self._hits) + LABEL_PRIOR_WINDOWS * self._label_free(logits))
+                / (len(self._hits) + LABEL_PRIOR_WINDOWS))
+
+    def _label_free(self, logits: np.ndarray) -> float:
+        """The committee's estimate; without one (a NeuroRVQ head, a 0.2.0 file) the
+        calibration-time confidence of these windows, which labels alone can move."""
+        if not self._model.committee:
+            calibration = softmax(logits / self._model.calibrator.temperature_, axis=1)
+            return float(calibration.max(axis=1).mean())
         k = logits.shape[1]
         given = np.bincount(logits.argmax(axis=1), minlength=k) / len(logits)
         balance = float(np.minimum(given, self._model.class_shares).sum())
         agreement = 1.0 - float(np.mean(self._disagreement))
-        label_free = max(min(agreement, balance), 1.0 / k)
-        return ((sum(self._hits) + LABEL_PRIOR_WINDOWS * label_free)
-                / (len(self._hits) + LABEL_PRIOR_WINDOWS))
+        return max(min(agreement, balance), 1.0 / k)
 
     def probabilities(self, scores: np.ndarray, x: np.ndarray,
                       truth: Sequence[int | None] | None = None) -> np.ndarray:

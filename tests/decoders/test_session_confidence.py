@@ -23,6 +23,7 @@ from neurorvq_stream.decoders._session_confidence import (
     SessionConfidence,
     fit_committee,
 )
+from neurorvq_stream.engines import shipped_model
 from neurorvq_stream.training import marker_epochs
 from neurorvq_stream.training._data import CHECKER_CLASSES
 
@@ -129,11 +130,35 @@ def test_a_cued_session_learns_from_the_classes_its_markers_name():
     assert not np.allclose(p_flipped[41], p[41])
 
 
-def test_a_file_written_before_committees_keeps_its_calibration(s01):
+def test_a_file_written_before_committees_keeps_its_calibration_until_labels_come(s01):
     path = Path(__file__).parents[1] / "fixtures" / "decoder_v020" / "checker.skops"
     decoder = load_decoder(path)
-    assert decoder.model.committee is None and decoder.session() is None
-    x, _, _ = marker_epochs(s01, CHECKER_CLASSES, offset=0.0, n_patches=1)
-    x = x[:40, [s01.channels.index(c) for c in decoder.spec.channels]]
-    np.testing.assert_allclose(decoder.adapter(recentre=False).probabilities(x),
-                               decoder.probabilities(x))
+    assert decoder.model.committee is None
+    x, y, _ = marker_epochs(s01, CHECKER_CLASSES, offset=0.0, n_patches=1)
+    x, y = x[:40, [s01.channels.index(c) for c in decoder.spec.channels]], y[:40]
+    blind = decoder.session()
+    np.testing.assert_allclose(blind.probabilities(x), decoder.probabilities(x))
+    assert np.isnan(blind.confidence.estimated_accuracy())  # nothing to estimate it from
+    cued = decoder.session()
+    cued.probabilities(x, y.tolist())
+    assert cued.confidence.active
+
+
+@pytest.mark.slow
+def test_a_head_follows_a_cued_session_from_its_trials_classes(s02):
+    """A NeuroRVQ head has no committee: it keeps its calibration until the markers name a
+    trial's class; then the cued trials bring its confidence to how often it is right."""
+    decoder = load_decoder(shipped_model("classifier"))
+    spec = decoder.spec
+    x, y, _ = marker_epochs(s02, decoder.class_markers, spec.marker_offset, spec.n_patches)
+    x = x[:, [s02.channels.index(c) for c in spec.channels]]
+    static = decoder.probabilities(x)
+    blind = decoder.session()
+    np.testing.assert_allclose(blind.probabilities(x), static, rtol=1e-6, atol=1e-9)
+    assert np.isnan(blind.confidence.estimated_accuracy())
+    p = decoder.session().probabilities(x, y.tolist())
+    np.testing.assert_array_equal(p.argmax(axis=1), static.argmax(axis=1))
+    accuracy = float(np.mean(p.argmax(axis=1) == y))
+    assert mean_confidence(static) - accuracy > 0.1  # the held-out subject: over-confident
+    assert abs(mean_confidence(p) - accuracy) <= 0.05
+    assert expected_calibration_error(p, y) < expected_calibration_error(static, y) / 2
