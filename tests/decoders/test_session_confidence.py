@@ -67,23 +67,28 @@ def _flatten(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def test_a_decoder_that_calls_every_window_one_class_is_trusted_no_more_than_chance():
-    """Copies that agree do not make a decoder right: in a paradigm of balanced classes, one
-    that gives every window of a shifted session the same class is right half the time."""
-    rng = np.random.default_rng(0)
-    y = np.arange(300) % 2
-    x = rng.normal(size=(300, 2, 10))
+def _two_class_decoder(n: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray, CalibratedModel]:
+    """``n`` windows (n, 2, 10) of alternating classes, told apart by their first channel,
+    and an LDA fitted on the first 200, calibrated on the next 100, with its committee."""
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, 2, 10))
     x[:, 0] += (2 * y - 1)[:, None] * 1.5
     estimator = make_pipeline(FunctionTransformer(_flatten), LinearDiscriminantAnalysis())
     estimator.fit(x[:200], y[:200])
-    oof = decision_scores(estimator, x[200:])
-    model = fit_committee(CalibratedModel(estimator, fit_calibrator(oof, y[200:])), x[:200],
-                          y[:200])
+    calibrator = fit_calibrator(decision_scores(estimator, x[200:300]), y[200:300])
+    return x, y, fit_committee(CalibratedModel(estimator, calibrator), x[:200], y[:200])
+
+
+def test_a_decoder_that_calls_every_window_one_class_is_trusted_no_more_than_chance():
+    """Copies that agree do not make a decoder right: in a paradigm of balanced classes, one
+    that gives every window of a shifted session the same class is right half the time."""
+    x, _, model = _two_class_decoder(300, np.random.default_rng(0))
     shifted = x[200:] + np.array([5.0, 0.0])[:, None]
     static = model.predict_proba(shifted)
     assert (static.argmax(axis=1) == 1).all() and mean_confidence(static) > 0.95
     session = SessionConfidence(model)
-    p = session.probabilities(decision_scores(estimator, shifted), shifted)
+    p = session.probabilities(decision_scores(model.estimator, shifted), shifted)
     assert session.estimated_accuracy() == pytest.approx(0.5)
     assert mean_confidence(p[WARMUP_WINDOWS:]) == pytest.approx(0.5, abs=0.02)
 
@@ -93,18 +98,12 @@ def test_a_cued_session_learns_from_the_classes_its_markers_name():
     markers name each trial's class, brings its confidence to how often it is right, each
     window tempered only by the classes of the windows before it."""
     rng = np.random.default_rng(1)
-    y = np.arange(600) % 2
-    x = rng.normal(size=(600, 2, 10))
-    x[:, 0] += (2 * y - 1)[:, None] * 1.5
-    estimator = make_pipeline(FunctionTransformer(_flatten), LinearDiscriminantAnalysis())
-    estimator.fit(x[:200], y[:200])
-    model = fit_committee(CalibratedModel(estimator, fit_calibrator(
-        decision_scores(estimator, x[200:300]), y[200:300])), x[:200], y[:200])
+    x, y, model = _two_class_decoder(600, rng)
     # The new session's classes are named wrongly by the decoder on a quarter of its
     # windows, which look like any other: the copies agree there as everywhere.
     session_x, truth = x[300:], y[300:].copy()
     truth[rng.random(len(truth)) < 0.25] ^= 1
-    scores = decision_scores(estimator, session_x)
+    scores = decision_scores(model.estimator, session_x)
     accuracy = float(np.mean(logits_of(scores).argmax(axis=1) == truth))
     assert accuracy < 0.8
 
