@@ -111,8 +111,8 @@ class InferenceCounts:
     balanced accuracy of the decided ones (``decoders.TrialScorer``; since the classifier
     last changed classes); ``estimated_accuracy``: the current classifier's accuracy on
     this session as its committee and the cued trials' classes estimate it (nan before
-    the warm-up, or with neither; ``decoders._session_confidence``); ``late``: windows over a budget
-    (expired ones included);
+    the warm-up, or with neither; ``decoders._session_confidence``); ``late``: windows
+    over a budget (expired ones included);
     ``queue_depth``: the windows waiting when the newest was taken; ``flag_counts``:
     channels per flag kind in the newest window; ``channel_flag_windows``: per channel,
     windows it was flagged in.

@@ -6,7 +6,7 @@ among ``--decoders``), trained exactly as ``calibrate`` trains it, then applied 
 other subject's epochs in the order they were recorded.
 
 - ``--calibration``: balanced accuracy, ECE (10 bins), mean confidence against accuracy
-  and NLL on all of the other subject's epochs, for three temperatures: the one that best
+  and NLL on all of the other subject's epochs, for four temperatures: the one that best
   fits the out-of-fold scores alone (files written by 0.2.0), that one no more confident
   than the out-of-fold accuracy's lower bound ("bound"), and the session's own that a live
   run uses (``_session_confidence``: causal, the bound for its first windows), without
