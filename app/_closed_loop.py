@@ -58,7 +58,7 @@ class ClosedLoopReport:
     windows_rejected: int
     deadline_misses: int
     warnings: tuple[str, ...]
-    # the session's accuracy as the decoder's committee estimates it (nan: none, warm-up)
+    # the session's accuracy as its committee and past trials estimate it (nan: warm-up)
     live_estimated_accuracy: float = float("nan")
     offline_estimated_accuracy: float = float("nan")
 
@@ -70,7 +70,7 @@ class ClosedLoopReport:
             f"offline, same model and epochs: {self.offline_accuracy:.3f} ({diff:+.1f} "
             f"points). Windows dropped {self.windows_dropped}, rejected "
             f"{self.windows_rejected}, deadline misses {self.deadline_misses}."
-            + (f" Accuracy estimated without labels (committee): "
+            + (f" Accuracy the session estimated (committee, past trials' classes): "
                f"{self.live_estimated_accuracy:.3f} live, "
                f"{self.offline_estimated_accuracy:.3f} offline."
                if not np.isnan(self.live_estimated_accuracy) else "")

@@ -104,8 +104,8 @@ def summary(hub: ResultHub) -> str:
             line += (f"; {i.trials} trials, {i.trials_decided} decided, balanced accuracy "
                      f"{i.trial_accuracy:.3f}")
         if not np.isnan(i.estimated_accuracy):
-            line += (f"; accuracy on this session as the decoder's committee estimates it "
-                     f"(no labels) {i.estimated_accuracy:.2f}")
+            line += (f"; accuracy on this session as the decoder estimates it (committee, "
+                     f"past trials' classes) {i.estimated_accuracy:.2f}")
         lines.append(line + ".")
     results = hub.since(-1)
     if results:

@@ -72,7 +72,7 @@ class StatusPanel(QtWidgets.QWidget):
             f"rejected {status.windows_rejected} &nbsp; deadline misses "
             f"{status.deadline_misses} &nbsp; errors {status.inference_errors} &nbsp; queue "
             f"{status.queue_depth}" + (f"<br>flagged channels: {flagged}" if flagged else "")
-            + (f"<br>accuracy on this session, estimated without labels: {estimate:.2f}"
+            + (f"<br>estimated accuracy on this session: {estimate:.2f}"
                if not np.isnan(estimate) else "")
             + "".join(f"<br>{text}" for text in alarms)
         )

@@ -361,7 +361,7 @@ def _per_stream(parts: list[tuple[ScoredPredictions, str]]) -> str:
 def predictions_over_time(session: Session) -> tuple[Figure, str]:
     """Class probabilities of every predictions stream with the class markers, the swaps to
     another classifier's classes, each classifier's running balanced accuracy and the run's
-    estimate of its accuracy without labels."""
+    own estimate of its accuracy."""
     fig = Figure(figsize=(10, 5.5), layout="constrained")
     every = score_decisions(session)
     if not every:
@@ -414,8 +414,9 @@ def predictions_over_time(session: Session) -> tuple[Figure, str]:
     caption = (f"{sum(len(s.stream.times) for s in every)} predictions{swaps}; each decision "
                f"is scored against the trial its marker opened. {_per_stream(parts)}.")
     if estimated is not None:
-        caption += (f" Dash-dot: the accuracy the run estimated without labels (the "
-                    f"decoder's committee, Metrics), {estimated:.3f} at the end.")
+        caption += (f" Dash-dot: the accuracy the run estimated (the decoder's committee "
+                    f"and the classes of the trials before, Metrics), {estimated:.3f} at the "
+                    "end.")
     return fig, caption
 
 
@@ -427,7 +428,7 @@ def _draw_estimated_accuracy(ax: Axes, session: Session) -> float | None:
     if values is None or not np.isfinite(values).any():
         return None
     ax.step(metrics.times - session.t0, values, where="post", color="tab:blue", ls="-.",
-            label="estimated accuracy (no labels)")
+            label="estimated accuracy (the run's own)")
     return float(values[np.isfinite(values)][-1])
 
 

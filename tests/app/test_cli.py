@@ -152,4 +152,4 @@ def test_the_status_line_and_summary_say_the_estimated_accuracy_once_there_is_on
     hub.report(InferenceCounts(windows_decided=30, trials=30, trials_decided=30,
                                trial_accuracy=0.9, estimated_accuracy=0.8125))
     assert "| estimated accuracy 0.81" in status_line(hub)
-    assert "committee estimates it (no labels) 0.81." in summary(hub)
+    assert "decoder estimates it (committee, past trials' classes) 0.81." in summary(hub)

@@ -193,10 +193,10 @@ def test_controls_change_what_is_drawn(qapp, results, tmp_path):
     hub.report(InletCounters(state="stalled", stalls=1))  # no new window, paused: still shown
     window.refresh()
     assert "stalled" in window.status.summary.text()
-    assert "estimated without labels" not in window.status.summary.text()  # none yet
+    assert "estimated accuracy" not in window.status.summary.text()  # none yet
     hub.report(InferenceCounts(estimated_accuracy=0.734))
     window.refresh()
-    assert "estimated without labels: 0.73" in window.status.summary.text()
+    assert "estimated accuracy on this session: 0.73" in window.status.summary.text()
     window.set_paused(False)
     assert window.refresh() is True
     assert not np.array_equal(window.signals.signal_curve.yData, frozen)
