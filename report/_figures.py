@@ -414,9 +414,9 @@ def predictions_over_time(session: Session) -> tuple[Figure, str]:
     caption = (f"{sum(len(s.stream.times) for s in every)} predictions{swaps}; each decision "
                f"is scored against the trial its marker opened. {_per_stream(parts)}.")
     if estimated is not None:
-        caption += (f" Dash-dot: the accuracy the run estimated (the decoder's committee "
-                    f"and the classes of the trials before, Metrics), {estimated:.3f} at the "
-                    "end.")
+        caption += (f" Dash-dot: the accuracy the run estimated (Metrics; from the "
+                    f"decoder's committee where it has one and the classes of the trials "
+                    f"before), {estimated:.3f} at the end.")
     return fig, caption
 
 

@@ -254,7 +254,7 @@ def test_predictions_figure_shows_the_estimate_the_run_published():
                                   ["left", "right"], ["", ""], metrics.times,
                                   np.column_stack([1 - p, p]), meta=metrics.meta)]
     fig, caption = predictions_over_time(session)
-    assert "the classes of the trials before, Metrics), 0.812 at the end" in caption
+    assert "the classes of the trials before), 0.812 at the end" in caption
     drawn = [line for line in fig.axes[1].get_lines()
              if line.get_label() == "estimated accuracy (the run's own)"]
     assert len(drawn) == 1
