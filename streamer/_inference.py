@@ -172,12 +172,11 @@ class InferenceStage:
                     channel_flag_windows=tuple(self._flagged_windows.items()))
 
     def _estimated_accuracy(self, classifier: BoundDecoder | None) -> float:
-        """The classifier's own estimate (nan without a session or before its warm-up);
-        windows of a path without a classifier keep the last value."""
+        """The classifier's own estimate (nan before its session can give one); windows of
+        a path without a classifier keep the last value."""
         if classifier is None:
             return self.counts.estimated_accuracy
-        session = classifier.adapter
-        return float("nan") if session is None else session.confidence.estimated_accuracy()
+        return classifier.session.confidence.estimated_accuracy()
 
     def _would_miss(self, age_s: float) -> bool:
         """Drop a window that a fresh one could beat: it waited too long to meet the budget.

@@ -10,7 +10,6 @@ finishes on the decoder whose spec it matches.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -30,21 +29,23 @@ logger = logging.getLogger("neurorvq_stream")
 
 @dataclass(frozen=True)
 class BoundDecoder:
-    """A decoder, the file it came from, and the rows of a window that are its channels.
-
-    With ``adapter``, windows are classified through the decoder's session adapter, which
-    tempers its confidence to this session's windows (and re-centres its input on them with
+    """A decoder, the file it came from, the rows of a window that are its channels, and
+    the session its windows are classified through: it tempers the confidence to this
+    session's windows and cued trials (and re-centres the input on them with
     ``run --adapt``), causally.
     """
 
     decoder: Decoder
     path: Path
     rows: np.ndarray
-    adapter: SessionAdapter | None = None
+    session: SessionAdapter
 
     @classmethod
-    def bind(cls, decoder: Decoder, path: Path, channels: Sequence[str]) -> BoundDecoder:
-        """Bind ``decoder`` to a pipeline's mapped ``channels``; a clear error if any is missing."""
+    def bind(cls, decoder: Decoder, path: Path, channels: Sequence[str],
+             adapt: bool = False) -> BoundDecoder:
+        """Bind ``decoder`` to a pipeline's mapped ``channels`` with a fresh session
+        (``Decoder.session``; ``adapt`` re-centres it); a clear error if a channel is
+        missing, a ``DecoderError`` if it cannot be re-centred."""
         missing = [c for c in decoder.spec.channels if c not in channels]
         if missing:
             raise ValueError(
@@ -54,7 +55,7 @@ class BoundDecoder:
                 "one on this cap (neurorvq-stream calibrate) or run without it "
                 "(--classifier none).")
         rows = np.array([list(channels).index(c) for c in decoder.spec.channels], dtype=int)
-        return cls(decoder, path, rows)
+        return cls(decoder, path, rows, decoder.session(adapt))
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -63,7 +64,7 @@ class BoundDecoder:
     @property
     def recentred(self) -> bool:
         """Whether its input is re-centred on the session (``run --adapt``)."""
-        return self.adapter is not None and self.adapter.recentre
+        return self.session.recentre
 
     def truth(self, marker: str | None) -> str | None:
         """The class a trial opened by ``marker`` belongs to (None: not one of its trials)."""
@@ -90,11 +91,8 @@ class BoundDecoder:
         after the window is classified: its confidence learns from the cued trials.
         """
         t0 = time.perf_counter()
-        if self.adapter is None:
-            probabilities = self.decoder.predict_proba(window[self.rows])
-        else:
-            known = None if truth is None else self.class_names.index(truth)
-            probabilities = self.adapter.predict_proba(window[self.rows], known)
+        known = None if truth is None else self.class_names.index(truth)
+        probabilities = self.session.predict_proba(window[self.rows], known)
         return np.asarray(probabilities, dtype=np.float32), time.perf_counter() - t0
 
 
@@ -116,15 +114,15 @@ class Models:
         """Load, bind and warm the decoder in ``path`` (not yet the current one).
 
         ``run_spec`` (the run's own windows) serves a head that records none. Each load
-        gets a fresh session (``Decoder.session``); ``adapt`` re-centres it (a decoder
-        without re-centring is a ``DecoderError``).
+        gets a fresh session; ``adapt`` re-centres it (a decoder without re-centring is a
+        ``DecoderError``).
         """
         from neurorvq_stream.decoders import load_decoder
 
         decoder = load_decoder(path, backend=self.backend, run_spec=run_spec)
-        bound = BoundDecoder.bind(decoder, path, channels)
+        bound = BoundDecoder.bind(decoder, path, channels, adapt)
         bound.decoder.warmup()
-        return dataclasses.replace(bound, adapter=decoder.session(adapt))
+        return bound
 
     def describe(self) -> str:
         parts = [self.tokenizer.describe()] if self.tokenizer is not None else []

@@ -115,7 +115,7 @@ def test_inference_error_is_counted_and_acquisition_goes_on(live, monkeypatch, m
     def broken(*args, **kwargs):
         raise RuntimeError("simulated engine failure")
 
-    monkeypatch.setattr(pipe.models.classifier.adapter, "predict_proba", broken)
+    monkeypatch.setattr(pipe.models.classifier.session, "predict_proba", broken)
     before = pipe.hub.status()
     wait_until(lambda: pipe.hub.status().inference_errors >= 3, "inference_errors >= 3")
     during = pipe.hub.status()
