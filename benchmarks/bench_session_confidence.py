@@ -12,7 +12,6 @@ Run: ``.venv/bin/python benchmarks/bench_session_confidence.py [--windows 300]``
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -20,19 +19,19 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from neurorvq_stream.decoders import default_decoder, load_decoder
+from neurorvq_stream.engines.backends._cache import cpu_name
 from neurorvq_stream.training import load_preprocessed, marker_epochs
 from neurorvq_stream.training._data import CHECKER_CLASSES
 
 
 def _cpu() -> str:
-    """lscpu's model name and the vector extensions that change CPU figures."""
+    """The processor model (``cpu_name``, as the engine cache keys it) and the vector
+    extensions that change CPU figures."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                  if line.startswith("model name")), platform.processor())
     flags = next((set(line.split(":", 1)[1].split()) for line in info.splitlines()
                   if line.startswith("flags")), set())
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model} ({', '.join(shown)})"
+    return f"{cpu_name()} ({', '.join(shown)})"
 
 
 def _per_window_ms(classify, x: np.ndarray) -> np.ndarray:

@@ -421,8 +421,8 @@ def predictions_over_time(session: Session) -> tuple[Figure, str]:
 
 
 def _draw_estimated_accuracy(ax: Axes, session: Session) -> float | None:
-    """The run's label-free accuracy estimate as the Metrics outlet published it, window by
-    window; its last value (None where the run published none)."""
+    """The run's own accuracy estimate (committee, cued trials) as the Metrics outlet
+    published it, window by window; its last value (None where the run published none)."""
     metrics = session.metrics
     values = metrics.channel("estimated_accuracy") if metrics is not None else None
     if values is None or not np.isfinite(values).any():
